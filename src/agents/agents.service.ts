@@ -1,0 +1,165 @@
+import { and, desc, eq, isNull, lt, sql } from 'drizzle-orm';
+import { Ajv } from 'ajv';
+import type { Db } from '../db/client.js';
+import { newId } from '../shared/ids.js';
+import { invalid, notFound } from '../shared/errors.js';
+import { agents, type AgentRow } from './agents.table.js';
+import type { Agent, AgentCreate, AgentTool, AgentToolInput, AgentUpdate, LlmSettings, SttSettings, VoiceSettings, VoicemailSettings, InterruptionSettings } from './agents.schemas.js';
+import { promptVariables, templateProblem } from './prompt.js';
+
+/** Settings a new agent gets for whatever its creator leaves out. */
+export const AGENT_DEFAULTS = {
+  systemPrompt: '',
+  firstMessage: '',
+  language: 'en-US',
+  variables: {} as Record<string, string>,
+  voice: { provider: 'piper', voiceId: 'en_US-lessac-medium', speed: 1 } satisfies VoiceSettings,
+  stt: { provider: 'deepgram', model: 'nova-3', endpointingMs: 400 } satisfies SttSettings,
+  llm: { provider: 'openai', model: 'gpt-4o-mini', temperature: 0.7, fallbacks: [] } satisfies LlmSettings,
+  interruption: { enabled: true, minSpeechMs: 200 } satisfies InterruptionSettings,
+  maxDurationSeconds: 1800,
+  silenceTimeoutSeconds: 15,
+  voicemail: { action: 'hangup' } satisfies VoicemailSettings,
+  tools: [] as AgentTool[],
+};
+
+// Compiles tool argument schemas to prove they are valid JSON Schema before an LLM ever sees them.
+const schemaChecker = new Ajv({ strict: false, validateSchema: true });
+
+type AgentFields = Omit<typeof agents.$inferInsert, 'id' | 'organizationId' | 'createdAt' | 'updatedAt' | 'deletedAt'>;
+
+/** Checks what the JSON schema cannot: cross-field rules and things that would only fail mid-call. */
+function assertWorkable(a: Required<AgentFields>): void {
+  for (const [field, text] of [['systemPrompt', a.systemPrompt], ['firstMessage', a.firstMessage]] as const) {
+    const problem = templateProblem(text);
+    if (problem) throw invalid(`${field}: ${problem}`, { field });
+  }
+  if (a.voicemail.action === 'leave_message' && !a.voicemail.message) {
+    throw invalid('voicemail.message is required when voicemail.action is leave_message', { field: 'voicemail.message' });
+  }
+  const seen = new Set<string>();
+  a.llm.fallbacks.forEach((f, i) => {
+    const key = `${f.provider}/${f.model}`;
+    if (key === `${a.llm.provider}/${a.llm.model}` || seen.has(key)) {
+      throw invalid(`llm.fallbacks[${i}] repeats ${key}`, { field: `llm.fallbacks[${i}]` });
+    }
+    seen.add(key);
+  });
+  const names = new Set<string>();
+  a.tools.forEach((tool, i) => {
+    const field = `tools[${i}]`;
+    if (names.has(tool.name)) throw invalid(`${field}: tool name ${tool.name} is used twice`, { field });
+    names.add(tool.name);
+    if (tool.type !== 'http') return;
+    let url: URL;
+    try {
+      url = new URL(tool.url);
+    } catch {
+      throw invalid(`${field}.url is not a valid URL`, { field: `${field}.url` });
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+      throw invalid(`${field}.url must be http or https, not ${url.protocol}`, { field: `${field}.url` });
+    }
+    if ((tool.parameters as { type?: unknown }).type !== 'object') {
+      throw invalid(`${field}.parameters must be a JSON Schema with "type": "object"`, { field: `${field}.parameters` });
+    }
+    try {
+      schemaChecker.compile(tool.parameters);
+    } catch (err) {
+      throw invalid(`${field}.parameters is not a valid JSON Schema: ${(err as Error).message}`, { field: `${field}.parameters` });
+    }
+  });
+}
+
+/** Resolves the optional parts of tools as written into the stored form. */
+function normalizeTools(tools: AgentToolInput[]): AgentTool[] {
+  return tools.map((t) => (t.type === 'http' ? { ...t, method: t.method ?? 'POST', timeoutMs: t.timeoutMs ?? 5000 } : t));
+}
+
+/** The API view of a stored agent. */
+export function toAgent(r: AgentRow): Agent {
+  return {
+    id: r.id,
+    object: 'agent',
+    name: r.name,
+    systemPrompt: r.systemPrompt,
+    firstMessage: r.firstMessage,
+    language: r.language,
+    variables: r.variables,
+    voice: r.voice,
+    stt: r.stt,
+    llm: r.llm,
+    interruption: r.interruption,
+    maxDurationSeconds: r.maxDurationSeconds,
+    silenceTimeoutSeconds: r.silenceTimeoutSeconds,
+    voicemail: r.voicemail,
+    tools: r.tools,
+    promptVariables: promptVariables(r.systemPrompt, r.firstMessage),
+    createdAt: r.createdAt.toISOString(),
+    updatedAt: r.updatedAt.toISOString(),
+  };
+}
+
+/** Agent definitions of one organization. */
+export class AgentsService {
+  constructor(private readonly db: Db) {}
+
+  /** Creates an agent, filling defaults for what the input leaves out. */
+  async create(organizationId: string, input: AgentCreate): Promise<Agent> {
+    const fields: Required<AgentFields> = { ...AGENT_DEFAULTS, ...input, tools: normalizeTools(input.tools ?? []) };
+    assertWorkable(fields);
+    const [row] = await this.db.insert(agents).values({ id: newId('agt'), organizationId, ...fields }).returning();
+    return toAgent(row!);
+  }
+
+  /** Newest first; deleted agents are not listed. */
+  async list(organizationId: string, opts: { limit: number; beforeId?: string }): Promise<Agent[]> {
+    const rows = await this.db
+      .select()
+      .from(agents)
+      .where(and(eq(agents.organizationId, organizationId), isNull(agents.deletedAt), opts.beforeId ? lt(agents.id, opts.beforeId) : undefined))
+      .orderBy(desc(agents.id))
+      .limit(opts.limit);
+    return rows.map(toAgent);
+  }
+
+  /** One live agent of the organization, or 404 (also for another organization's agent). */
+  async get(organizationId: string, id: string): Promise<Agent> {
+    return toAgent(await this.row(this.db, organizationId, id));
+  }
+
+  /** Applies a partial update; the result must still be workable. */
+  async update(organizationId: string, id: string, patch: AgentUpdate): Promise<Agent> {
+    return this.db.transaction(async (tx) => {
+      const current = await this.row(tx, organizationId, id, true);
+      const changes = { ...patch, tools: patch.tools ? normalizeTools(patch.tools) : undefined };
+      assertWorkable({ ...current, ...changes, tools: changes.tools ?? current.tools });
+      const [row] = await tx
+        .update(agents)
+        .set({ ...changes, updatedAt: sql`now()` })
+        .where(and(eq(agents.id, id), eq(agents.organizationId, organizationId)))
+        .returning();
+      return toAgent(row!);
+    });
+  }
+
+  /** Soft-deletes: the agent disappears from the API, while call records keep pointing at it. */
+  async delete(organizationId: string, id: string): Promise<void> {
+    const gone = await this.db
+      .update(agents)
+      .set({ deletedAt: sql`now()` })
+      .where(and(eq(agents.id, id), eq(agents.organizationId, organizationId), isNull(agents.deletedAt)))
+      .returning({ id: agents.id });
+    if (gone.length === 0) throw notFound('agent', id);
+  }
+
+  private async row(db: Db, organizationId: string, id: string, lock = false): Promise<AgentRow> {
+    const q = db
+      .select()
+      .from(agents)
+      .where(and(eq(agents.id, id), eq(agents.organizationId, organizationId), isNull(agents.deletedAt)));
+    const [row] = lock ? await q.for('update') : await q;
+    if (!row) throw notFound('agent', id);
+    return row;
+  }
+}

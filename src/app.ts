@@ -1,0 +1,97 @@
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import helmet from '@fastify/helmet';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Redis } from 'ioredis';
+import type { Config } from './config.js';
+import type { Database } from './db/client.js';
+import type { JobQueue } from './queue/queue.js';
+import { randomToken } from './shared/ids.js';
+import { errorsPlugin } from './plugins/errors.js';
+import { dbPlugin } from './plugins/db.js';
+import { redisPlugin } from './plugins/redis.js';
+import { metricsPlugin } from './plugins/metrics.js';
+import { swaggerPlugin } from './plugins/swagger.js';
+import { healthRoutes } from './plugins/health.js';
+import { validatorCompiler } from './plugins/validation.js';
+import { authPlugin, v1GuardPlugin } from './plugins/auth.js';
+import { auditPlugin, auditRoutes } from './audit/index.js';
+import { organizationsPlugin, memberRoutes, meRoutes } from './organizations/index.js';
+import { authServicesPlugin, apiKeyRoutes, sessionRoutes } from './auth/index.js';
+import { agentsPlugin, agentRoutes } from './agents/index.js';
+
+/** The product version, shown in OpenAPI and logs. */
+export const VERSION = '0.1.0';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The validated configuration this app was built with. */
+    config: Config;
+    /** The job queue (BullMQ or in-process); producers add jobs, `vocelio worker` consumes them. */
+    queue: JobQueue | null;
+  }
+}
+
+/** What buildApp can be handed instead of opening it itself (tests share one database and Redis). */
+export interface AppDeps {
+  database: Database;
+  /** Whether closing the app closes the database too. Default false. */
+  ownsDatabase?: boolean;
+  redis?: Redis;
+  queue?: JobQueue;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/** Builds the HTTP app with every plugin and route; does not listen. */
+export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-csrf-token"]'] },
+    bodyLimit: config.bodyLimitBytes,
+    trustProxy: true,
+    requestIdHeader: 'x-request-id',
+    // Probes poll these every few seconds; logging each would drown the real traffic.
+    logController: new LogController({ requestIdLogLabel: 'requestId', disableRequestLogging: (req) => req.url === '/health' || req.url === '/ready' || req.url === '/metrics' }),
+    // Accept a caller's request id when it is sane, so one id follows a request across systems.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : `req_${randomToken(12)}`;
+    },
+    ajv: { customOptions: { removeAdditional: false } },
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler());
+  app.decorate('config', config);
+  app.decorate('queue', deps.queue ?? null);
+  app.addHook('onSend', async (req, reply) => {
+    void reply.header('x-request-id', req.id);
+  });
+
+  await app.register(errorsPlugin);
+  await app.register(helmet, { global: true });
+  await app.register(swaggerPlugin, { publicUrl: config.publicUrl, version: VERSION });
+  await app.register(metricsPlugin, { token: config.metricsToken });
+  await app.register(dbPlugin, { database: deps.database, owned: deps.ownsDatabase ?? false });
+  await app.register(redisPlugin, { redisUrl: config.redisUrl, redis: deps.redis });
+  await app.register(auditPlugin);
+  await app.register(organizationsPlugin);
+  await app.register(authServicesPlugin);
+  await app.register(agentsPlugin);
+  await app.register(authPlugin);
+
+  await app.register(healthRoutes);
+  await app.register(sessionRoutes, { prefix: '/auth' });
+  await app.register(
+    async (v1) => {
+      await v1.register(v1GuardPlugin, { rateLimitPerMinute: config.rateLimitPerMinute });
+      await v1.register(meRoutes, { prefix: '/me' });
+      await v1.register(agentRoutes, { prefix: '/agents' });
+      await v1.register(apiKeyRoutes, { prefix: '/api-keys' });
+      await v1.register(memberRoutes, { prefix: '/members' });
+      await v1.register(auditRoutes, { prefix: '/audit-log' });
+    },
+    { prefix: '/v1' },
+  );
+  return app;
+}

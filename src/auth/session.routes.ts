@@ -1,0 +1,49 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { AppError, unauthorized } from '../shared/errors.js';
+import { errorResponses } from '../shared/schemas.js';
+import { CSRF_COOKIE, SESSION_COOKIE } from '../plugins/auth.js';
+import { LoginBody, SessionInfo } from './auth.schemas.js';
+
+const tags = ['auth'];
+// Brute-force guard: attempts per client address per minute.
+const LOGIN_ATTEMPTS_PER_MINUTE = 20;
+
+/** `/auth`: dashboard login with email + password, a session cookie, logout. */
+export const sessionRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const secure = app.config.publicUrl.startsWith('https:');
+
+  app.post('/login', {
+    schema: {
+      summary: 'Log in to the dashboard',
+      description: `Sets the httpOnly ${SESSION_COOKIE} cookie. Cookie-authenticated changes must send the returned csrfToken as X-CSRF-Token.`,
+      tags,
+      body: LoginBody,
+      response: { 200: SessionInfo, ...errorResponses(400, 401, 415, 429) },
+    },
+  }, async (req, reply) => {
+    const limited = await app.rateLimiter.hit(`login:${req.ip}`, LOGIN_ATTEMPTS_PER_MINUTE, 60_000);
+    if (!limited.allowed) {
+      const retryAfterSeconds = Math.max(1, Math.ceil(limited.resetMs / 1000));
+      throw new AppError('rate_limited', `too many login attempts; retry in ${retryAfterSeconds} s`, 429, { retryAfterSeconds });
+    }
+    const result = await app.sessions.login(req.body, { ip: req.ip, requestId: req.id });
+    const cookieOpts = { path: '/', sameSite: 'lax' as const, secure, expires: result.expiresAt };
+    void reply.setCookie(SESSION_COOKIE, result.token, { ...cookieOpts, httpOnly: true });
+    void reply.setCookie(CSRF_COOKIE, result.csrfToken, { ...cookieOpts, httpOnly: false });
+    return { user: result.user, organization: result.organization, role: result.role, csrfToken: result.csrfToken, expiresAt: result.expiresAt.toISOString() };
+  });
+
+  app.post('/logout', {
+    schema: { summary: 'Log out', tags, response: { 204: Type.Null(), ...errorResponses(401, 403) } },
+  }, async (req, reply) => {
+    await app.authenticate(req);
+    const principal = req.auth;
+    if (!principal || principal.actor.type !== 'user') throw unauthorized('not logged in');
+    if (req.headers['x-csrf-token'] !== principal.csrfToken) throw new AppError('csrf_failed', 'logout needs the X-CSRF-Token header', 403);
+    await app.sessions.logout(principal, { ip: req.ip, requestId: req.id });
+    void reply.clearCookie(SESSION_COOKIE, { path: '/' });
+    void reply.clearCookie(CSRF_COOKIE, { path: '/' });
+    return reply.code(204).send(null);
+  });
+};

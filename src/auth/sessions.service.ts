@@ -1,0 +1,112 @@
+import { and, asc, eq, gt, lt } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { newId, randomToken } from '../shared/ids.js';
+import { AppError } from '../shared/errors.js';
+import type { AuditService } from '../audit/audit.service.js';
+import { memberships, organizations, users, type Role } from '../organizations/organizations.table.js';
+import { normalizeEmail } from '../organizations/organizations.service.js';
+import { sessions } from './auth.table.js';
+import { sha256 } from './api-keys.service.js';
+import { dummyPasswordHash, verifyPassword } from './passwords.js';
+import type { Principal } from './access.js';
+
+/** What a successful login hands back: the cookie token (secret) and the CSRF token the dashboard echoes. */
+export interface LoginResult {
+  token: string;
+  csrfToken: string;
+  expiresAt: Date;
+  user: { id: string; email: string; name: string };
+  organization: { id: string; name: string };
+  role: Role;
+}
+
+/** Dashboard logins: email + password in, session cookie token out. */
+export class SessionsService {
+  constructor(
+    private readonly db: Db,
+    private readonly audit: AuditService,
+    private readonly ttlHours: number,
+  ) {}
+
+  /**
+   * Checks the password and opens a session in `organizationId` (default: the user's oldest membership).
+   * Every failure is the same 401 so that it does not reveal which emails exist.
+   */
+  async login(input: { email: string; password: string; organizationId?: string }, meta: { ip?: string; requestId?: string } = {}): Promise<LoginResult> {
+    const email = normalizeEmail(input.email);
+    const [user] = await this.db.select().from(users).where(eq(users.email, email));
+    const ok = await verifyPassword(input.password, user?.passwordHash ?? (await dummyPasswordHash()));
+    const [membership] = user && ok
+      ? await this.db
+          .select({ m: memberships, org: organizations })
+          .from(memberships)
+          .innerJoin(organizations, eq(organizations.id, memberships.organizationId))
+          .where(and(eq(memberships.userId, user.id), input.organizationId ? eq(memberships.organizationId, input.organizationId) : undefined))
+          .orderBy(asc(memberships.id))
+          .limit(1)
+      : [];
+    if (!user || !ok || !membership || membership.org.status !== 'active') {
+      const reason = !user ? 'unknown_email' : !ok ? 'wrong_password' : !membership ? 'no_membership' : 'organization_suspended';
+      await this.audit.record({
+        organizationId: membership?.org.id ?? null,
+        actor: { type: user ? 'user' : 'anonymous', id: user?.id ?? null },
+        action: 'login.failed',
+        metadata: { email, reason },
+        ...meta,
+      });
+      throw new AppError('invalid_credentials', 'email or password is wrong', 401);
+    }
+    const token = randomToken(32);
+    const csrfToken = randomToken(24);
+    const expiresAt = new Date(Date.now() + this.ttlHours * 3_600_000);
+    const sessionId = newId('ses');
+    await this.db.insert(sessions).values({ id: sessionId, tokenHash: sha256(token), userId: user.id, organizationId: membership.org.id, csrfToken, expiresAt });
+    await this.audit.record({
+      organizationId: membership.org.id,
+      actor: { type: 'user', id: user.id },
+      action: 'login.succeeded',
+      target: { type: 'session', id: sessionId },
+      ...meta,
+    });
+    return {
+      token,
+      csrfToken,
+      expiresAt,
+      user: { id: user.id, email: user.email, name: user.name },
+      organization: { id: membership.org.id, name: membership.org.name },
+      role: membership.m.role,
+    };
+  }
+
+  /** Resolves a cookie token; the role is read from the membership each time, so changes apply at once. */
+  async authenticate(token: string): Promise<Principal | null> {
+    if (token.length > 200) return null;
+    const [row] = await this.db
+      .select({ s: sessions, role: memberships.role, orgStatus: organizations.status })
+      .from(sessions)
+      .innerJoin(memberships, and(eq(memberships.userId, sessions.userId), eq(memberships.organizationId, sessions.organizationId)))
+      .innerJoin(organizations, eq(organizations.id, sessions.organizationId))
+      .where(and(eq(sessions.tokenHash, sha256(token)), gt(sessions.expiresAt, new Date())));
+    if (!row || row.orgStatus !== 'active') return null;
+    return {
+      organizationId: row.s.organizationId,
+      role: row.role,
+      scopes: ['*'],
+      actor: { type: 'user', id: row.s.userId, sessionId: row.s.id },
+      csrfToken: row.s.csrfToken,
+    };
+  }
+
+  /** Ends a session (logout). */
+  async logout(principal: Principal, meta: { ip?: string; requestId?: string } = {}): Promise<void> {
+    if (principal.actor.type !== 'user') return;
+    await this.db.delete(sessions).where(eq(sessions.id, principal.actor.sessionId));
+    await this.audit.record({ organizationId: principal.organizationId, actor: { type: 'user', id: principal.actor.id }, action: 'logout', ...meta });
+  }
+
+  /** Deletes expired sessions; returns how many. */
+  async purgeExpired(): Promise<number> {
+    const gone = await this.db.delete(sessions).where(lt(sessions.expiresAt, new Date())).returning({ id: sessions.id });
+    return gone.length;
+  }
+}

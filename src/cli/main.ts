@@ -1,0 +1,64 @@
+import { ConfigError, loadConfig, loadDotenv, type Config } from '../config.js';
+import { VERSION } from '../app.js';
+import { runServe } from './serve.js';
+import { runWorker } from './worker.js';
+import { runMigrate } from './migrate.js';
+import { runBootstrap } from './bootstrap.js';
+import { runKeys } from './keys.js';
+import { UsageError } from './args.js';
+
+const HELP = `vocelio ${VERSION}: voice AI agents on the phone
+
+Usage: vocelio <command> [options]
+
+Commands:
+  serve        HTTP API, Twilio webhooks, media streams, dashboard (embedded: also runs the workers)
+  worker       job consumers (needs DATABASE_URL and REDIS_URL)
+  migrate      apply pending database migrations
+  bootstrap    create an organization, its owner login and an owner API key
+                 --org <name> --email <email> [--password <password>]
+  keys         manage API keys: keys list --org <org_id>
+                 keys create --org <org_id> --name <name> [--role member] [--scope <scope>]...
+                 keys revoke <key_id> --org <org_id>
+  help         this text
+
+Configuration comes from environment variables (and ./.env); see README.md.
+`;
+
+/** Turns anything thrown at the top level into one line and an exit code. */
+function fail(err: unknown): never {
+  if (err instanceof ConfigError) console.error(`vocelio: configuration error: ${err.message}`);
+  else if (err instanceof UsageError) console.error(`vocelio: ${err.message}\nRun "vocelio help" for usage.`);
+  else console.error(`vocelio: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  process.exit(err instanceof UsageError ? 2 : 1);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command = 'help', ...rest] = argv;
+  if (command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(HELP);
+    return;
+  }
+  if (command === '--version' || command === 'version') {
+    console.log(VERSION);
+    return;
+  }
+  loadDotenv();
+  const config: Config = loadConfig();
+  switch (command) {
+    case 'serve':
+      return runServe(config, rest);
+    case 'worker':
+      return runWorker(config, rest);
+    case 'migrate':
+      return runMigrate(config, rest);
+    case 'bootstrap':
+      return runBootstrap(config, rest);
+    case 'keys':
+      return runKeys(config, rest);
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+main(process.argv.slice(2)).catch(fail);

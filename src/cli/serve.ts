@@ -1,0 +1,33 @@
+import type { Config } from '../config.js';
+import { buildApp } from '../app.js';
+import { openRuntime, startConsumers } from '../runtime.js';
+import { bootstrapBanner, bootstrapOrganization } from '../organizations/bootstrap.js';
+import { onShutdownSignal } from './signals.js';
+import { parseCommandArgs } from './args.js';
+
+/** `vocelio serve`: migrate, bootstrap an empty database, listen; embedded mode also runs the consumers. */
+export async function runServe(config: Config, args: string[]): Promise<void> {
+  const { values } = parseCommandArgs(args, { port: { type: 'string' } });
+  const port = values.port ? Number(values.port) : config.port;
+  const embedded = !config.databaseUrl || !config.redisUrl;
+  const runtime = await openRuntime(config);
+  const app = await buildApp(config, { database: runtime.database, queue: runtime.queue });
+  const log = (msg: string) => app.log.info(msg);
+  app.log.info(`database: ${runtime.database.describe}; queue: ${runtime.queue.backend}`);
+
+  if (config.autoBootstrap && (await app.organizations.isEmpty())) {
+    const result = await bootstrapOrganization(app, { organizationName: 'My organization', email: config.bootstrapEmail });
+    // Printed, not logged: log shippers must never receive the secret.
+    process.stdout.write(`\n${bootstrapBanner(result, config.publicUrl)}\n\n`);
+  }
+
+  const consumers = embedded ? await startConsumers(runtime, config, log) : [];
+  onShutdownSignal(async () => {
+    await app.close();
+    await Promise.all(consumers.map((c) => c.close()));
+    await runtime.close();
+  }, log);
+
+  await app.listen({ port, host: config.host });
+  process.stdout.write(`Vocelio ${embedded ? '(embedded: PGlite/in-process queue where not configured) ' : ''}listening on ${config.publicUrl} (port ${port}); API docs at ${config.publicUrl}/docs\n`);
+}

@@ -1,0 +1,172 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse as parseDotenv } from 'dotenv';
+
+/** Where and how each external provider is reached; base URLs exist so tests and self-hosters can redirect them. */
+export interface ProviderConfig {
+  twilio: { accountSid?: string; authToken?: string; apiKeySid?: string; apiKeySecret?: string; baseUrl?: string };
+  deepgram: { apiKey?: string; baseUrl?: string };
+  openai: { apiKey?: string; baseUrl?: string };
+  elevenlabs: { apiKey?: string; baseUrl?: string };
+  stripe: { secretKey?: string; webhookSecret?: string; baseUrl?: string };
+}
+
+/** The whole, validated configuration of a Vocelio process. */
+export interface Config {
+  env: 'development' | 'production' | 'test';
+  host: string;
+  port: number;
+  publicUrl: string;
+  dataDir: string;
+  /** PostgreSQL connection string; absent means the embedded PGlite database under `dataDir`. */
+  databaseUrl?: string;
+  /** Redis connection string; absent means the in-process queue and in-memory rate limits. */
+  redisUrl?: string;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Requests per minute per API key (or per client IP when unauthenticated). */
+  rateLimitPerMinute: number;
+  /** Largest accepted request body, bytes. */
+  bodyLimitBytes: number;
+  /** Dashboard session lifetime. */
+  sessionTtlHours: number;
+  /** Create an organization, owner and API key on first start when the database has none. */
+  autoBootstrap: boolean;
+  bootstrapEmail: string;
+  /** When set, `/metrics` requires `Authorization: Bearer <token>`. */
+  metricsToken?: string;
+  providers: ProviderConfig;
+}
+
+/** A configuration value that cannot work; the message names the variable. */
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+function str(env: Env, name: string): string | undefined {
+  const v = env[name]?.trim();
+  return v ? v : undefined;
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = str(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = str(env, name)?.toLowerCase();
+  if (raw === undefined) return fallback;
+  if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
+  if (['0', 'false', 'no', 'off'].includes(raw)) return false;
+  throw new ConfigError(name, `must be true or false, got "${raw}"`);
+}
+
+function url(env: Env, name: string, protocols: string[]): string | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `is not a valid URL: "${redact(raw)}"`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(name, `must start with ${protocols.map((p) => `${p}//`).join(' or ')}, got "${parsed.protocol}//"`);
+  }
+  return raw;
+}
+
+// Connection strings carry passwords; error messages must not.
+function redact(raw: string): string {
+  return raw.replace(/\/\/([^:/@]+):([^@]+)@/, '//$1:***@');
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = str(env, name);
+  if (raw === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got "${raw}"`);
+  }
+  return raw as T;
+}
+
+function pairRequired(env: Env, a: string, b: string): void {
+  if (Boolean(str(env, a)) !== Boolean(str(env, b))) {
+    const missing = str(env, a) ? b : a;
+    throw new ConfigError(missing, `must be set together with ${missing === a ? b : a}`);
+  }
+}
+
+/** Builds the configuration from environment variables; throws ConfigError naming the first bad variable. */
+export function loadConfig(env: Env = process.env): Config {
+  const nodeEnv = oneOf(env, 'NODE_ENV', ['development', 'production', 'test'], 'development');
+  const port = int(env, 'PORT', 3000, 0, 65535);
+  const host = str(env, 'HOST') ?? '0.0.0.0';
+  const publicUrl = (url(env, 'PUBLIC_URL', ['http:', 'https:']) ?? `http://localhost:${port}`).replace(/\/+$/, '');
+  pairRequired(env, 'TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN');
+  const twilioSid = str(env, 'TWILIO_ACCOUNT_SID');
+  if (twilioSid && !/^AC[0-9a-fA-F]{32}$/.test(twilioSid)) {
+    throw new ConfigError('TWILIO_ACCOUNT_SID', 'must look like AC followed by 32 hex characters');
+  }
+  const stripeKey = str(env, 'STRIPE_SECRET_KEY');
+  if (stripeKey && !/^(sk|rk)_(test|live)_/.test(stripeKey)) {
+    throw new ConfigError('STRIPE_SECRET_KEY', 'must start with sk_test_, sk_live_, rk_test_ or rk_live_');
+  }
+
+  return {
+    env: nodeEnv,
+    host,
+    port,
+    publicUrl,
+    dataDir: resolve(str(env, 'DATA_DIR') ?? './data'),
+    databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
+    logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, nodeEnv === 'test' ? 'silent' : 'info'),
+    rateLimitPerMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 600, 1, 1_000_000),
+    bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 1_048_576, 1024, 100 * 1_048_576),
+    sessionTtlHours: int(env, 'SESSION_TTL_HOURS', 24 * 7, 1, 24 * 365),
+    autoBootstrap: bool(env, 'AUTO_BOOTSTRAP', true),
+    bootstrapEmail: str(env, 'BOOTSTRAP_EMAIL') ?? 'owner@vocelio.local',
+    metricsToken: str(env, 'METRICS_TOKEN'),
+    providers: {
+      twilio: {
+        accountSid: twilioSid,
+        authToken: str(env, 'TWILIO_AUTH_TOKEN'),
+        apiKeySid: str(env, 'TWILIO_API_KEY'),
+        apiKeySecret: str(env, 'TWILIO_API_SECRET'),
+        baseUrl: url(env, 'TWILIO_BASE_URL', ['http:', 'https:']),
+      },
+      deepgram: { apiKey: str(env, 'DEEPGRAM_API_KEY'), baseUrl: url(env, 'DEEPGRAM_BASE_URL', ['http:', 'https:', 'ws:', 'wss:']) },
+      openai: { apiKey: str(env, 'OPENAI_API_KEY'), baseUrl: url(env, 'OPENAI_BASE_URL', ['http:', 'https:']) },
+      elevenlabs: { apiKey: str(env, 'ELEVENLABS_API_KEY'), baseUrl: url(env, 'ELEVENLABS_BASE_URL', ['http:', 'https:']) },
+      stripe: {
+        secretKey: stripeKey,
+        webhookSecret: str(env, 'STRIPE_WEBHOOK_SECRET'),
+        baseUrl: url(env, 'STRIPE_BASE_URL', ['http:', 'https:']),
+      },
+    },
+  };
+}
+
+/**
+ * Reads `.env` from the working directory (if any) beneath the real environment: variables already set
+ * win, so a deployment can always override the file.
+ */
+export function loadDotenv(path = resolve('.env'), env: Env = process.env): void {
+  if (!existsSync(path)) return;
+  const parsed = parseDotenv(readFileSync(path));
+  for (const [k, v] of Object.entries(parsed)) if (env[k] === undefined) env[k] = v;
+}

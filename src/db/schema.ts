@@ -1,0 +1,5 @@
+// The schema barrel: every table, for drizzle's relational queries and for drizzle-kit.
+export * from '../organizations/organizations.table.js';
+export * from '../auth/auth.table.js';
+export * from '../audit/audit.table.js';
+export * from '../agents/agents.table.js';

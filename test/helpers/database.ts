@@ -1,0 +1,39 @@
+import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { PGlite } from '@electric-sql/pglite';
+import { inject } from 'vitest';
+import { openDatabase, type Database } from '../../src/db/client.js';
+
+/**
+ * A fresh, migrated database for one test file: a copy of the run's template on PostgreSQL
+ * (`DATABASE_URL`), or an in-memory PGlite loaded from the template dump. Closing drops the copy.
+ */
+export async function freshDatabase(): Promise<Database> {
+  const template = inject('dbTemplate');
+  if (template.kind === 'pglite') {
+    const client = await PGlite.create({ loadDataDir: new Blob([readFileSync(template.dumpPath)]) });
+    return openDatabase({ pglite: client });
+  }
+  const adminUrl = process.env.DATABASE_URL!;
+  const name = `vocelio_t_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`create database ${name} template ${template.name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  const database = await openDatabase({ databaseUrl: url.toString(), poolSize: 5 });
+  return {
+    ...database,
+    close: async () => {
+      await database.close();
+      const dropper = new pg.Client({ connectionString: adminUrl });
+      await dropper.connect();
+      await dropper.query(`drop database if exists ${name} with (force)`).finally(() => dropper.end());
+    },
+  };
+}
