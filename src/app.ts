@@ -5,6 +5,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import type { Database } from './db/client.js';
 import type { JobQueue } from './queue/queue.js';
+import type { Access } from './auth/access.js';
 import { randomToken } from './shared/ids.js';
 import { errorsPlugin } from './plugins/errors.js';
 import { dbPlugin } from './plugins/db.js';
@@ -28,6 +29,8 @@ declare module 'fastify' {
     config: Config;
     /** The job queue (BullMQ or in-process); producers add jobs, `vocelio worker` consumes them. */
     queue: JobQueue | null;
+    /** Every route with its access rule, recorded as routes are added (for introspection and tests). */
+    routeTable: ReadonlyArray<{ method: string; url: string; access?: Access }>;
   }
 }
 
@@ -57,6 +60,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : `req_${randomToken(12)}`;
     },
     ajv: { customOptions: { removeAdditional: false } },
+    routerOptions: { ignoreTrailingSlash: true },
     forceCloseConnections: 'idle',
     return503OnClosing: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
@@ -64,6 +68,13 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   app.setValidatorCompiler(validatorCompiler());
   app.decorate('config', config);
   app.decorate('queue', deps.queue ?? null);
+  const routeTable: Array<{ method: string; url: string; access?: Access }> = [];
+  app.decorate('routeTable', routeTable);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) {
+      if (method !== 'HEAD') routeTable.push({ method, url: route.url, access: route.config?.access });
+    }
+  });
   app.addHook('onSend', async (req, reply) => {
     void reply.header('x-request-id', req.id);
   });

@@ -134,20 +134,26 @@ export const AgentCreate = Type.Object(
 );
 export type AgentCreate = Static<typeof AgentCreate>;
 
+// A PATCH must not fill defaults into fields the client left out: that would overwrite them.
+const noDefault = <T extends TSchema>(schema: T): T => {
+  const { default: _dropped, ...rest } = schema as T & { default?: unknown };
+  return rest as T;
+};
+
 /** Body of `PATCH /v1/agents/:id`: any subset of the create fields; a nested object replaces the old one whole. */
 export const AgentUpdate = Type.Object(
   {
     name: Type.Optional(agentFields.name),
-    systemPrompt: Type.Optional(agentFields.systemPrompt),
-    firstMessage: Type.Optional(agentFields.firstMessage),
-    language: Type.Optional(agentFields.language),
-    variables: Type.Optional(agentFields.variables),
+    systemPrompt: Type.Optional(noDefault(agentFields.systemPrompt)),
+    firstMessage: Type.Optional(noDefault(agentFields.firstMessage)),
+    language: Type.Optional(noDefault(agentFields.language)),
+    variables: Type.Optional(noDefault(agentFields.variables)),
     voice: Type.Optional(agentFields.voice),
     stt: Type.Optional(agentFields.stt),
     llm: Type.Optional(agentFields.llm),
     interruption: Type.Optional(agentFields.interruption),
-    maxDurationSeconds: Type.Optional(agentFields.maxDurationSeconds),
-    silenceTimeoutSeconds: Type.Optional(agentFields.silenceTimeoutSeconds),
+    maxDurationSeconds: Type.Optional(noDefault(agentFields.maxDurationSeconds)),
+    silenceTimeoutSeconds: Type.Optional(noDefault(agentFields.silenceTimeoutSeconds)),
     voicemail: Type.Optional(agentFields.voicemail),
     tools: Type.Optional(ToolsInput),
   },

@@ -9,7 +9,7 @@ const tags = ['agents'];
 
 /** `/v1/agents`: CRUD over the organization's agents. */
 export const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  app.get('/', {
+  app.get('', {
     schema: { summary: 'List agents', tags, querystring: PageQuery, response: { 200: Page(Agent), ...errorResponses(400, 401, 403, 429) } },
     config: { access: { resource: 'agents', role: 'viewer' } },
   }, async (req) => {
@@ -18,7 +18,7 @@ export const agentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     return toPage(rows, limit, (a) => a);
   });
 
-  app.post('/', {
+  app.post('', {
     schema: { summary: 'Create an agent', tags, body: AgentCreate, response: { 201: Agent, ...errorResponses(400, 401, 403, 413, 415, 429) } },
     config: { access: { resource: 'agents', role: 'member' } },
   }, async (req, reply) => {

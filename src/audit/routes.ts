@@ -30,7 +30,7 @@ const AuditQuery = Type.Object(
 
 /** `/v1/audit-log`: admins read who did what in their organization. */
 export const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  app.get('/', {
+  app.get('', {
     schema: { summary: 'Read the audit log', tags: ['audit-log'], querystring: AuditQuery, response: { 200: Page(AuditEntry), ...errorResponses(400, 401, 403, 429) } },
     config: { access: { resource: 'audit_log', role: 'admin' } },
   }, async (req) => {

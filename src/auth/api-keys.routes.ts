@@ -8,7 +8,7 @@ const tags = ['api-keys'];
 
 /** `/v1/api-keys`: admins list, create and revoke the organization's keys. */
 export const apiKeyRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  app.get('/', {
+  app.get('', {
     schema: { summary: 'List API keys', tags, querystring: ApiKeyListQuery, response: { 200: Page(ApiKey), ...errorResponses(400, 401, 403, 429) } },
     config: { access: { resource: 'api_keys', role: 'admin' } },
   }, async (req) => {
@@ -17,7 +17,7 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox = async (app) => {
     return toPage(rows, limit, (k) => k);
   });
 
-  app.post('/', {
+  app.post('', {
     schema: {
       summary: 'Create an API key',
       description: 'The response holds the secret; it is never shown again. A key cannot have a higher role or more scopes than its creator.',

@@ -8,7 +8,7 @@ const MEMBER_ID = /^mem_[0-9a-z]{26}$/;
 
 /** `/v1/me`: the caller's organization, role and scopes. */
 export const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  app.get('/', {
+  app.get('', {
     schema: { summary: 'Who am I', tags: ['organization'], response: { 200: Me, ...errorResponses(401, 429) } },
     config: { access: { role: 'viewer' } },
   }, async (req) => {
@@ -22,7 +22,7 @@ export const memberRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const tags = ['members'];
   const meta = (req: { ip: string; id: string }) => ({ ip: req.ip, requestId: req.id });
 
-  app.get('/', {
+  app.get('', {
     schema: { summary: 'List members', tags, querystring: PageQuery, response: { 200: Page(Member), ...errorResponses(400, 401, 403, 429) } },
     config: { access: { resource: 'members', role: 'viewer' } },
   }, async (req) => {
@@ -31,7 +31,7 @@ export const memberRoutes: FastifyPluginAsyncTypebox = async (app) => {
     return toPage(rows, limit, (m) => m);
   });
 
-  app.post('/', {
+  app.post('', {
     schema: { summary: 'Add a member', tags, body: MemberCreate, response: { 201: MemberCreated, ...errorResponses(400, 401, 403, 409, 413, 415, 429) } },
     config: { access: { resource: 'members', role: 'admin' } },
   }, async (req, reply) => {
