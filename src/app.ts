@@ -51,7 +51,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     logger: { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-csrf-token"]'] },
     bodyLimit: config.bodyLimitBytes,
     trustProxy: true,
-    requestIdHeader: 'x-request-id',
+    requestIdHeader: false,
     // Probes poll these every few seconds; logging each would drown the real traffic.
     logController: new LogController({ requestIdLogLabel: 'requestId', disableRequestLogging: (req) => req.url === '/health' || req.url === '/ready' || req.url === '/metrics' }),
     // Accept a caller's request id when it is sane, so one id follows a request across systems.

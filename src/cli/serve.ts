@@ -22,11 +22,13 @@ export async function runServe(config: Config, args: string[]): Promise<void> {
   }
 
   const consumers = embedded ? await startConsumers(runtime, config, log) : [];
+  // Lifecycle lines go to stdout whatever LOG_LEVEL says: an operator must see the process stop.
   onShutdownSignal(async () => {
     await app.close();
     await Promise.all(consumers.map((c) => c.close()));
     await runtime.close();
-  }, log);
+    process.stdout.write('Vocelio stopped cleanly\n');
+  }, (msg) => process.stdout.write(`${msg}\n`));
 
   await app.listen({ port, host: config.host });
   process.stdout.write(`Vocelio ${embedded ? '(embedded: PGlite/in-process queue where not configured) ' : ''}listening on ${config.publicUrl} (port ${port}); API docs at ${config.publicUrl}/docs\n`);

@@ -1,0 +1,105 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const BIN = join(import.meta.dirname, '../../bin/vocelio.js');
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+/** Starts `vocelio serve` the way a new user does: no configuration but a data dir and a port. */
+function serve(dataDir: string, port: number): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  // The embedded default: no DATABASE_URL or REDIS_URL even when the test run has them.
+  const { DATABASE_URL: _d, REDIS_URL: _r, ...env } = process.env;
+  const child = spawn(process.execPath, [BIN, 'serve'], {
+    env: { ...env, NODE_ENV: 'production', DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: 'warn', VOCELIO_FROM_SOURCE: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, output: () => out, exited };
+}
+
+async function waitForHealth(port: number, timeoutMs: number): Promise<number> {
+  const start = Date.now();
+  while (Date.now() - start < timeoutMs) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/health`);
+      if (res.ok) return Date.now() - start;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no /health within ${timeoutMs} ms`);
+}
+
+describe('vocelio serve on the embedded default', () => {
+  const dataDir = join(mkdtempSync(join(tmpdir(), 'vocelio-cli-')), 'data');
+  afterAll(() => rmSync(join(dataDir, '..'), { recursive: true, force: true }));
+  let apiKey = '';
+
+  it('starts with no configuration, creates the data dir, prints an API key once and answers /health', async () => {
+    const port = await freePort();
+    const run = serve(dataDir, port);
+    try {
+      await waitForHealth(port, 20_000);
+      expect(existsSync(join(dataDir, 'pglite'))).toBe(true);
+      const keys = run.output().match(/vk_[A-Za-z0-9_-]{40}/g) ?? [];
+      expect(new Set(keys).size).toBe(1);
+      apiKey = keys[0]!;
+      const res = await fetch(`http://127.0.0.1:${port}/v1/agents`, { headers: { authorization: `Bearer ${apiKey}` } });
+      expect(res.status).toBe(200);
+      const created = await fetch(`http://127.0.0.1:${port}/v1/agents`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'Survives restarts' }),
+      });
+      expect(created.status).toBe(201);
+    } finally {
+      run.child.kill('SIGTERM');
+    }
+    expect(await run.exited).toBe(0);
+    expect(run.output()).toContain('shutting down');
+  }, 60_000);
+
+  it('reuses the data on a second start: no new key, the old key and its agent still there', async () => {
+    const port = await freePort();
+    const run = serve(dataDir, port);
+    try {
+      await waitForHealth(port, 20_000);
+      expect(run.output()).not.toMatch(/vk_[A-Za-z0-9_-]{40}/);
+      const res = await fetch(`http://127.0.0.1:${port}/v1/agents`, { headers: { authorization: `Bearer ${apiKey}` } });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { data: Array<{ name: string }> };
+      expect(body.data.map((a) => a.name)).toEqual(['Survives restarts']);
+    } finally {
+      run.child.kill('SIGTERM');
+    }
+    expect(await run.exited).toBe(0);
+  }, 60_000);
+
+  it('stops with one clear line when a variable is bad', async () => {
+    const run = serve(dataDir, await freePort());
+    run.child.kill('SIGTERM');
+    await run.exited;
+    const bad = spawn(process.execPath, [BIN, 'serve'], { env: { ...process.env, PORT: 'eighty', VOCELIO_FROM_SOURCE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    bad.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await new Promise((resolve) => bad.on('exit', resolve));
+    expect(code).toBe(1);
+    expect(err.trim()).toBe('vocelio: configuration error: PORT: must be a whole number, got "eighty"');
+  }, 30_000);
+});
