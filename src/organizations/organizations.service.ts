@@ -4,7 +4,7 @@ import { newId, randomToken } from '../shared/ids.js';
 import { AppError, conflict, forbidden, notFound } from '../shared/errors.js';
 import { hashPassword } from '../auth/passwords.js';
 import type { AuditService } from '../audit/audit.service.js';
-import { roleAtLeast, type Principal } from '../auth/access.js';
+import type { Principal } from '../auth/access.js';
 import { memberships, organizations, users, type Role } from './organizations.table.js';
 
 /** A member of an organization as the API shows it. */
@@ -174,9 +174,6 @@ export class OrganizationsService {
     if (owners.length <= 1) throw conflict('an organization must keep at least one owner');
   }
 }
-
-/** True when `role` may manage members holding `target`. */
-export const canManageRole = (role: Role, target: Role): boolean => roleAtLeast(role, target);
 
 function toOrgView(o: typeof organizations.$inferSelect): OrganizationView {
   return { id: o.id, object: 'organization', name: o.name, status: o.status, createdAt: o.createdAt.toISOString() };
