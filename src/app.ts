@@ -50,7 +50,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const app = Fastify({
     logger: { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-csrf-token"]'] },
     bodyLimit: config.bodyLimitBytes,
-    trustProxy: true,
+    trustProxy: config.trustProxy,
     requestIdHeader: false,
     // Probes poll these every few seconds; logging each would drown the real traffic.
     logController: new LogController({ requestIdLogLabel: 'requestId', disableRequestLogging: (req) => req.url === '/health' || req.url === '/ready' || req.url === '/metrics' }),
@@ -80,7 +80,14 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
 
   await app.register(errorsPlugin);
-  await app.register(helmet, { global: true });
+  const https = config.publicUrl.startsWith('https:');
+  // Over plain http (a LAN install, a local try-out) HSTS and upgrade-insecure-requests would break the
+  // dashboard and docs, so they are sent only when the public URL is https.
+  await app.register(helmet, {
+    global: true,
+    hsts: https,
+    contentSecurityPolicy: { useDefaults: true, directives: { upgradeInsecureRequests: https ? [] : null } },
+  });
   await app.register(swaggerPlugin, { publicUrl: config.publicUrl, version: VERSION });
   await app.register(metricsPlugin, { token: config.metricsToken });
   await app.register(dbPlugin, { database: deps.database, owned: deps.ownsDatabase ?? false });

@@ -32,6 +32,8 @@ export interface Config {
   /** Create an organization, owner and API key on first start when the database has none. */
   autoBootstrap: boolean;
   bootstrapEmail: string;
+  /** Believe X-Forwarded-For/Proto (behind a load balancer or tunnel); off, clients could spoof their address. */
+  trustProxy: boolean;
   /** When set, `/metrics` requires `Authorization: Bearer <token>`. */
   metricsToken?: string;
   providers: ProviderConfig;
@@ -140,6 +142,7 @@ export function loadConfig(env: Env = process.env): Config {
     sessionTtlHours: int(env, 'SESSION_TTL_HOURS', 24 * 7, 1, 24 * 365),
     autoBootstrap: bool(env, 'AUTO_BOOTSTRAP', true),
     bootstrapEmail: str(env, 'BOOTSTRAP_EMAIL') ?? 'owner@vocelio.local',
+    trustProxy: bool(env, 'TRUST_PROXY', false),
     metricsToken: str(env, 'METRICS_TOKEN'),
     providers: {
       twilio: {
