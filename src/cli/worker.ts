@@ -11,9 +11,10 @@ export async function runWorker(config: Config, _args: string[]): Promise<void> 
   const runtime = await openRuntime(config);
   const log = (msg: string) => console.log(`[worker] ${msg}`);
   const consumers = await startConsumers(runtime, config, log);
-  log(`consuming jobs (database: ${runtime.database.describe}; queue: ${runtime.queue.backend})`);
   onShutdownSignal(async () => {
     await Promise.all(consumers.map((c) => c.close()));
     await runtime.close();
+    log('stopped cleanly');
   }, log);
+  log(`consuming jobs (database: ${runtime.database.describe}; queue: ${runtime.queue.backend})`);
 }

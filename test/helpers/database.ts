@@ -15,22 +15,34 @@ export async function freshDatabase(): Promise<Database> {
     const client = await PGlite.create({ loadDataDir: new Blob([readFileSync(template.dumpPath)]) });
     return openDatabase({ pglite: client });
   }
-  const adminUrl = process.env.DATABASE_URL!;
+  const copy = await freshPostgresUrl(template.name);
+  const database = await openDatabase({ databaseUrl: copy.url, poolSize: 5 });
+  return {
+    ...database,
+    close: async () => {
+      await database.close();
+      await copy.drop();
+    },
+  };
+}
+
+/** A new PostgreSQL database (a copy of `template`, or empty) on the run's DATABASE_URL server, for tests that start processes. */
+export async function freshPostgresUrl(template?: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const adminUrl = process.env.DATABASE_URL;
+  if (!adminUrl) throw new Error('freshPostgresUrl needs DATABASE_URL');
   const name = `vocelio_t_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   try {
-    await admin.query(`create database ${name} template ${template.name}`);
+    await admin.query(`create database ${name}${template ? ` template ${template}` : ''}`);
   } finally {
     await admin.end();
   }
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
-  const database = await openDatabase({ databaseUrl: url.toString(), poolSize: 5 });
   return {
-    ...database,
-    close: async () => {
-      await database.close();
+    url: url.toString(),
+    drop: async () => {
       const dropper = new pg.Client({ connectionString: adminUrl });
       await dropper.connect();
       await dropper.query(`drop database if exists ${name} with (force)`).finally(() => dropper.end());
