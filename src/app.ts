@@ -7,13 +7,13 @@ import type { Database } from './db/client.js';
 import type { JobQueue } from './queue/queue.js';
 import type { Access } from './auth/access.js';
 import { randomToken } from './shared/ids.js';
-import { errorsPlugin } from './plugins/errors.js';
+import { errorsPlugin, sendError } from './plugins/errors.js';
 import { dbPlugin } from './plugins/db.js';
 import { redisPlugin } from './plugins/redis.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { swaggerPlugin } from './plugins/swagger.js';
 import { healthRoutes } from './plugins/health.js';
-import { validatorCompiler } from './plugins/validation.js';
+import { rejectUnstorableBody, validatorCompiler } from './plugins/validation.js';
 import { authPlugin, v1GuardPlugin } from './plugins/auth.js';
 import { auditPlugin, auditRoutes } from './audit/index.js';
 import { organizationsPlugin, memberRoutes, meRoutes } from './organizations/index.js';
@@ -60,12 +60,23 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : `req_${randomToken(12)}`;
     },
     ajv: { customOptions: { removeAdditional: false } },
-    routerOptions: { ignoreTrailingSlash: true },
+    // Router-level failures (a malformed %-escape in the path) get our error shape, not fastify's.
+    frameworkErrors: (err, req, reply) => {
+      // No route, so no onSend hook: set the request id header here.
+      void sendError(err, req, reply.header('x-request-id', req.id));
+    },
+    // maxParamLength: a long id is just a wrong id; let it reach schema validation (400 like any malformed id)
+    // instead of the router's 414. No route has a regex parameter that the default limit of 100 would protect.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 16_384 },
     forceCloseConnections: 'idle',
     return503OnClosing: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler());
+  // Every body is JSON. Fastify's built-in text/plain parser would hand a string to the schema (a confusing
+  // "body must be object") where the answer is 415.
+  app.removeContentTypeParser('text/plain');
+  app.addHook('preValidation', rejectUnstorableBody);
   app.decorate('config', config);
   app.decorate('queue', deps.queue ?? null);
   const routeTable: Array<{ method: string; url: string; access?: Access }> = [];

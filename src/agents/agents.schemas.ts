@@ -69,7 +69,11 @@ const httpToolFields = {
   description: Type.String({ minLength: 1, maxLength: 1000 }),
   url: Type.String({ format: 'uri', maxLength: 2000, description: 'http(s) URL; arguments are sent as JSON' }),
   method: StringEnum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const, { description: 'default POST' }),
-  headers: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9-]{1,100}$' }), Type.String({ maxLength: 2000 }), { maxProperties: 20 })),
+  // additionalProperties: a Record with a key pattern is only `patternProperties`, which lets any other key
+  // through with any value.
+  headers: Type.Optional(
+    Type.Record(Type.String({ pattern: '^[A-Za-z0-9-]{1,100}$' }), Type.String({ maxLength: 2000 }), { maxProperties: 20, additionalProperties: false }),
+  ),
   parameters: Type.Object({}, { additionalProperties: true, description: 'JSON Schema (type object) of the arguments' }),
   timeoutMs: Type.Integer({ minimum: 100, maximum: 30_000, description: 'default 5000' }),
   fillerMessage: Type.Optional(Type.String({ maxLength: 500, description: 'said while a slow call runs' })),
@@ -101,6 +105,7 @@ const agentFields = {
   variables: Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,63}$' }), Type.String({ maxLength: 2000 }), {
     default: {},
     maxProperties: 100,
+    additionalProperties: false,
     description: 'default values for {{variables}}; a call may override them',
   }),
   voice: VoiceSettings,

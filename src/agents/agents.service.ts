@@ -23,8 +23,23 @@ export const AGENT_DEFAULTS = {
   tools: [] as AgentTool[],
 };
 
-// Compiles tool argument schemas to prove they are valid JSON Schema before an LLM ever sees them.
-const schemaChecker = new Ajv({ strict: false, validateSchema: true });
+// Checks tool argument schemas against the JSON Schema meta-schema; validateSchema keeps nothing per call.
+const metaSchemaChecker = new Ajv({ strict: false });
+
+/**
+ * Why a tool's argument schema is not valid JSON Schema, or null. The compile (which also proves $refs resolve
+ * and patterns are regexes) uses a throwaway instance: a shared one caches every schema it compiles, forever,
+ * and refuses a second schema with the same $id, so the same tool could not be saved twice.
+ */
+function jsonSchemaProblem(schema: object): string | null {
+  try {
+    if (!metaSchemaChecker.validateSchema(schema)) return metaSchemaChecker.errorsText(metaSchemaChecker.errors);
+    new Ajv({ strict: false, meta: false, validateSchema: false, addUsedSchema: false }).compile(schema);
+    return null;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
 
 type AgentFields = Omit<typeof agents.$inferInsert, 'id' | 'organizationId' | 'createdAt' | 'updatedAt' | 'deletedAt'>;
 
@@ -41,13 +56,13 @@ function assertWorkable(a: Required<AgentFields>): void {
   a.llm.fallbacks.forEach((f, i) => {
     const key = `${f.provider}/${f.model}`;
     if (key === `${a.llm.provider}/${a.llm.model}` || seen.has(key)) {
-      throw invalid(`llm.fallbacks[${i}] repeats ${key}`, { field: `llm.fallbacks[${i}]` });
+      throw invalid(`llm.fallbacks.${i} repeats ${key}`, { field: `llm.fallbacks.${i}` });
     }
     seen.add(key);
   });
   const names = new Set<string>();
   a.tools.forEach((tool, i) => {
-    const field = `tools[${i}]`;
+    const field = `tools.${i}`;
     if (names.has(tool.name)) throw invalid(`${field}: tool name ${tool.name} is used twice`, { field });
     names.add(tool.name);
     if (tool.type !== 'http') return;
@@ -63,11 +78,8 @@ function assertWorkable(a: Required<AgentFields>): void {
     if ((tool.parameters as { type?: unknown }).type !== 'object') {
       throw invalid(`${field}.parameters must be a JSON Schema with "type": "object"`, { field: `${field}.parameters` });
     }
-    try {
-      schemaChecker.compile(tool.parameters);
-    } catch (err) {
-      throw invalid(`${field}.parameters is not a valid JSON Schema: ${(err as Error).message}`, { field: `${field}.parameters` });
-    }
+    const problem = jsonSchemaProblem(tool.parameters);
+    if (problem) throw invalid(`${field}.parameters is not a valid JSON Schema: ${problem}`, { field: `${field}.parameters` });
   });
 }
 

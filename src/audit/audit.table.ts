@@ -1,6 +1,6 @@
 import { pgTable, text, timestamp, jsonb, index } from 'drizzle-orm/pg-core';
 
-/** Who did what, append-only. `organization_id` is null only for events with no tenant (a failed login for an unknown email). */
+/** Who did what, append-only. `organization_id` is null only for events with no tenant (a failed login for an email that belongs to no organization). */
 export const auditLog = pgTable(
   'audit_log',
   {

@@ -36,24 +36,27 @@ export class SessionsService {
     const email = normalizeEmail(input.email);
     const [user] = await this.db.select().from(users).where(eq(users.email, email));
     const ok = await verifyPassword(input.password, user?.passwordHash ?? (await dummyPasswordHash()));
-    const [membership] = user && ok
-      ? await this.db
-          .select({ m: memberships, org: organizations })
-          .from(memberships)
-          .innerJoin(organizations, eq(organizations.id, memberships.organizationId))
-          .where(and(eq(memberships.userId, user.id), input.organizationId ? eq(memberships.organizationId, input.organizationId) : undefined))
-          .orderBy(asc(memberships.id))
-          .limit(1)
-      : [];
+    // Read the memberships whatever the outcome: failures must be visible to the user's organizations,
+    // and the same queries on every path keep response times from telling which emails exist.
+    const memberOf = await this.db
+      .select({ m: memberships, org: organizations })
+      .from(memberships)
+      .innerJoin(organizations, eq(organizations.id, memberships.organizationId))
+      .where(eq(memberships.userId, user?.id ?? ''))
+      .orderBy(asc(memberships.id));
+    const membership = memberOf.find((r) => !input.organizationId || r.org.id === input.organizationId);
     if (!user || !ok || !membership || membership.org.status !== 'active') {
       const reason = !user ? 'unknown_email' : !ok ? 'wrong_password' : !membership ? 'no_membership' : 'organization_suspended';
-      await this.audit.record({
-        organizationId: membership?.org.id ?? null,
-        actor: { type: user ? 'user' : 'anonymous', id: user?.id ?? null },
-        action: 'login.failed',
-        metadata: { email, reason },
-        ...meta,
-      });
+      const orgIds = memberOf.length > 0 ? memberOf.map((r) => r.org.id) : [null];
+      for (const organizationId of orgIds) {
+        await this.audit.record({
+          organizationId,
+          actor: { type: user ? 'user' : 'anonymous', id: user?.id ?? null },
+          action: 'login.failed',
+          metadata: { email, reason },
+          ...meta,
+        });
+      }
       throw new AppError('invalid_credentials', 'email or password is wrong', 401);
     }
     const token = randomToken(32);

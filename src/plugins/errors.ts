@@ -15,6 +15,7 @@ const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: 'invalid_json',
   FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_json',
   FST_ERR_BAD_URL: 'bad_url',
+  FST_ERR_MAX_PARAM_LENGTH: 'bad_url',
   FST_ERR_ASYNC_CONSTRAINT: 'bad_request',
 };
 
@@ -52,19 +53,25 @@ function toBody(err: FastifyError | AppError | Error, req: FastifyRequest): { st
   return { status: 500, body: { error: { code: 'internal_error', message: `internal error; quote request id ${requestId} when reporting it`, requestId } } };
 }
 
+/**
+ * Answers with the error shape. It is the error handler, and also fastify's `frameworkErrors`: failures the
+ * router meets before any route or hook runs (a malformed URL escape), which would otherwise get fastify's own body.
+ */
+export function sendError(err: FastifyError | AppError | Error, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const { status, body } = toBody(err, req);
+  if (status >= 500) req.log.error({ err }, 'request failed');
+  else req.log.info({ code: body.error.code, status }, body.error.message);
+  if (status === 429 && err instanceof AppError) {
+    const retry = (err.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
+    if (retry !== undefined) void reply.header('retry-after', String(retry));
+  }
+  return reply.code(status).type('application/json; charset=utf-8').send(body);
+}
+
 /** One error shape for everything: AppError, schema failures, fastify's client errors; a 5xx never leaks internals. */
 export const errorsPlugin = fp(
   async (app) => {
-    app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
-      const { status, body } = toBody(err, req);
-      if (status >= 500) req.log.error({ err }, 'request failed');
-      else req.log.info({ code: body.error.code, status }, body.error.message);
-      if (status === 429 && err instanceof AppError) {
-        const retry = (err.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
-        if (retry !== undefined) void reply.header('retry-after', String(retry));
-      }
-      return reply.code(status).type('application/json; charset=utf-8').send(body);
-    });
+    app.setErrorHandler(sendError);
     app.setNotFoundHandler((req, reply) => {
       const body: ErrorBody = { error: { code: 'route_not_found', message: `no route ${req.method} ${req.url.split('?')[0]}`, requestId: req.id } };
       return reply.code(404).send(body);

@@ -1,6 +1,7 @@
 import { Ajv, type Options } from 'ajv';
 import addFormats from 'ajv-formats';
-import type { FastifySchemaCompiler } from 'fastify';
+import type { FastifyRequest, FastifySchemaCompiler } from 'fastify';
+import { AppError } from '../shared/errors.js';
 
 const common: Options = {
   // Unknown fields are errors, not silently dropped: a typo in a field name must not pass unnoticed.
@@ -28,4 +29,37 @@ export function validatorCompiler(): FastifySchemaCompiler<unknown> {
     const ajv = httpPart === 'body' ? strict : coercing;
     return ajv.compile(schema as object) as ReturnType<FastifySchemaCompiler<unknown>>;
   };
+}
+
+// Postgres text and jsonb cannot hold U+0000 and jsonb refuses unpaired UTF-16 surrogates; JSON.stringify (used
+// to write jsonb) overflows the stack on deep nesting. Each would pass the schema and then fail as a 500.
+const UNPAIRED_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const unstorableText = (text: string): boolean => text.includes('\u0000') || UNPAIRED_SURROGATE.test(text);
+const MAX_BODY_DEPTH = 64;
+
+/** The first place in a parsed JSON body that could not be stored, or null. Iterative: the body may nest deeply. */
+export function unstorableInBody(body: unknown): { field: string; message: string } | null {
+  const field = (path: string[]) => path.join('.') || '(root)';
+  const stack: { value: unknown; path: string[] }[] = [{ value: body, path: [] }];
+  while (stack.length > 0) {
+    const { value, path } = stack.pop()!;
+    if (typeof value === 'string') {
+      if (unstorableText(value)) return { field: field(path), message: 'must not contain NUL characters or unpaired surrogates' };
+      continue;
+    }
+    if (value === null || typeof value !== 'object') continue;
+    if (path.length >= MAX_BODY_DEPTH) return { field: field(path), message: `must not nest deeper than ${MAX_BODY_DEPTH} levels` };
+    for (const [key, child] of Object.entries(value)) {
+      if (unstorableText(key)) return { field: field([...path, key]), message: 'must not contain NUL characters or unpaired surrogates in its name' };
+      stack.push({ value: child, path: [...path, key] });
+    }
+  }
+  return null;
+}
+
+/** preValidation hook: answers 400 validation_failed, like a schema failure, to a body the database could not store. */
+export async function rejectUnstorableBody(req: FastifyRequest): Promise<void> {
+  const problem = unstorableInBody(req.body);
+  if (!problem) return;
+  throw new AppError('validation_failed', `body ${problem.field} ${problem.message}`, 400, [{ location: 'body', ...problem }]);
 }

@@ -26,11 +26,34 @@ function encodeTime(ms: number): string {
   return out;
 }
 
-function encodeRandom(length: number): string {
-  const bytes = randomBytes(length);
-  let out = '';
-  for (let i = 0; i < length; i++) out += ALPHABET[bytes[i]! & 31];
-  return out;
+const RANDOM_LENGTH = 16;
+
+function randomDigits(): number[] {
+  const bytes = randomBytes(RANDOM_LENGTH);
+  return Array.from(bytes, (b) => b & 31);
+}
+
+// Monotonic within a millisecond (as in ULID's monotonic mode): ids made in the same millisecond by this
+// process increment the random part, so "newest first" stays exact for rows created in one burst.
+let lastTime = -1;
+let lastDigits: number[] = [];
+
+function nextDigits(now: number): number[] {
+  if (now !== lastTime) {
+    lastTime = now;
+    lastDigits = randomDigits();
+    return lastDigits;
+  }
+  const digits = [...lastDigits];
+  for (let i = digits.length - 1; i >= 0; i--) {
+    if (digits[i]! < 31) {
+      digits[i]! += 1;
+      break;
+    }
+    digits[i] = 0;
+  }
+  lastDigits = digits;
+  return digits;
 }
 
 /**
@@ -38,7 +61,8 @@ function encodeRandom(length: number): string {
  * time, which is what cursor pagination orders by, and cannot be guessed.
  */
 export function newId(prefix: IdPrefix, now = Date.now()): string {
-  return `${prefix}_${encodeTime(now)}${encodeRandom(16)}`;
+  const time = Math.max(now, lastTime);
+  return `${prefix}_${encodeTime(time)}${nextDigits(time).map((d) => ALPHABET[d]).join('')}`;
 }
 
 /** The JSON-schema pattern that matches ids of one prefix. */

@@ -108,7 +108,7 @@ describe('/v1/agents', () => {
   it('rejects an HTTP tool URL that is not http or https', async () => {
     const res = await create({ name: 'FTP', tools: [{ type: 'http', name: 't', description: 'd', url: 'ftp://example.com/x', parameters: { type: 'object' } }] });
     expect(res.statusCode).toBe(400);
-    expect(res.json().error.details).toEqual({ field: 'tools[0].url' });
+    expect(res.json().error.details).toEqual({ field: 'tools.0.url' });
   });
 
   it('rejects an LLM fallback that repeats the primary model', async () => {

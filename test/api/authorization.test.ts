@@ -77,7 +77,7 @@ describe('authorization of every /v1 route', () => {
   /** Existing resources of the org, by the path segment that names their collection. */
   let targets: Record<string, string>;
 
-  const owner = (method: 'POST', url: string, payload: unknown) => t.as(org.keys.owner, { method, url, payload });
+  const owner = (method: 'POST', url: string, payload: object) => t.as(org.keys.owner, { method, url, payload });
 
   // Each creates a fresh resource of the org that the minimum role is allowed to act on.
   const makeTarget: Record<string, () => Promise<string>> = {
