@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { AppError, unauthorized } from '../shared/errors.js';
 import { errorResponses } from '../shared/schemas.js';
-import { CSRF_COOKIE, SESSION_COOKIE } from '../plugins/auth.js';
+import { CSRF_COOKIE, SESSION_COOKIE, sameSecret } from '../plugins/auth.js';
 import { LoginBody, SessionInfo } from './auth.schemas.js';
 
 const tags = ['auth'];
@@ -40,7 +40,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox = async (app) => {
     await app.authenticate(req);
     const principal = req.auth;
     if (!principal || principal.actor.type !== 'user') throw unauthorized('not logged in');
-    if (req.headers['x-csrf-token'] !== principal.csrfToken) throw new AppError('csrf_failed', 'logout needs the X-CSRF-Token header', 403);
+    if (!sameSecret(req.headers['x-csrf-token'], principal.csrfToken)) throw new AppError('csrf_failed', 'logout needs the X-CSRF-Token header', 403);
     await app.sessions.logout(principal, { ip: req.ip, requestId: req.id });
     void reply.clearCookie(SESSION_COOKIE, { path: '/' });
     void reply.clearCookie(CSRF_COOKIE, { path: '/' });

@@ -38,7 +38,9 @@ const KEY_REJECTIONS: Record<string, string> = {
 
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
-function sameSecret(a: string, b: string): boolean {
+/** Constant-time equality for a presented token (absent or repeated headers never match). */
+export function sameSecret(a: string | string[] | undefined, b: string | undefined): boolean {
+  if (typeof a !== 'string' || b === undefined) return false;
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);
@@ -120,8 +122,7 @@ export const v1GuardPlugin = fp(
         throw forbidden(reason);
       }
       if (principal.csrfToken !== undefined && UNSAFE_METHODS.has(req.method)) {
-        const sent = req.headers['x-csrf-token'];
-        if (typeof sent !== 'string' || !sameSecret(sent, principal.csrfToken)) {
+        if (!sameSecret(req.headers['x-csrf-token'], principal.csrfToken)) {
           throw new AppError('csrf_failed', 'cookie-authenticated changes need the X-CSRF-Token header from login', 403);
         }
       }
