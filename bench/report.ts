@@ -1,0 +1,214 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import type { Backends } from './api-server.js';
+import { KIND_LABELS, REQUEST_KINDS, type RequestKind } from './load-protocol.js';
+import { machineLine, type Machine } from './machine.js';
+import type { LatencySummary, Percentiles } from './stats.js';
+
+/** ARCHITECTURE.md §9: "API p99 at 500 req/s while 50 calls are live <= 50 ms". */
+export const API_BUDGET = { rate: 500, p99Ms: 50, liveCalls: 50 } as const;
+/** ARCHITECTURE.md §9: "main-thread event-loop delay under 50 calls p99 <= 10 ms". */
+export const EVENT_LOOP_BUDGET = { p99Ms: 10 } as const;
+
+/** Everything one API run measured. */
+export interface ApiRun {
+  /** Target rate, requests per second. */
+  rate: number;
+  /** Responses per second over the measured window. */
+  achievedRate: number;
+  warmupS: number;
+  durationS: number;
+  agentsSeeded: number;
+  requests: number;
+  errors: number;
+  errorsBy: Record<string, number>;
+  latencyMs: Percentiles;
+  byRoute: Record<RequestKind, LatencySummary>;
+  /** Server (main) thread only. */
+  eventLoopDelayMs: { p99: number; max: number };
+  /** Share of the measured window the server thread was busy, 0-1. */
+  eventLoopUtilization: number;
+  /** Generator lateness, already included in the latencies. */
+  sendLagMs: { mean: number; max: number };
+  interrupted: boolean;
+}
+
+/** A finished benchmark run with its context. */
+export interface BenchReport {
+  date: string;
+  command: string;
+  api: ApiRun;
+  backends: Backends;
+  machine: Machine;
+}
+
+/** The `--json` object: the figures, the backends and the machine, nothing else. */
+export function toJson(r: BenchReport): object {
+  const a = r.api;
+  return {
+    api: {
+      rate: a.rate,
+      achievedRate: a.achievedRate,
+      durationS: a.durationS,
+      requests: a.requests,
+      errors: a.errors,
+      latencyMs: a.latencyMs,
+      eventLoopDelayMs: { p99: a.eventLoopDelayMs.p99 },
+      byRoute: Object.fromEntries(REQUEST_KINDS.map((k) => [KIND_LABELS[k], a.byRoute[k]])),
+    },
+    backends: r.backends,
+    machine: r.machine,
+  };
+}
+
+/** "PostgreSQL + BullMQ/Redis" and the like. */
+export function backendsLabel(b: Backends): string {
+  const db = b.database === 'pglite' ? 'PGlite (embedded)' : 'PostgreSQL';
+  const queue = b.queue === 'bullmq' ? 'BullMQ on Redis' : 'in-process queue';
+  const limits = b.rateLimiter === 'redis' ? 'rate limits in Redis' : 'rate limits in memory';
+  return `${db}, ${queue}, ${limits}`;
+}
+
+const fmt = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : '-');
+
+function rows(a: ApiRun): Array<[string, LatencySummary]> {
+  return [['all', { requests: a.requests, errors: a.errors, latencyMs: a.latencyMs }], ...REQUEST_KINDS.map((k): [string, LatencySummary] => [KIND_LABELS[k], a.byRoute[k]])];
+}
+
+/** What the API figure means against the budget, in one sentence. */
+export function budgetVerdict(a: ApiRun): string {
+  const caveat = 'no calls are live (the media path does not exist yet), so this is the API-only figure';
+  if (a.interrupted) return `run interrupted; not compared with the budget (${caveat})`;
+  if (a.rate !== API_BUDGET.rate) {
+    return `budget is stated at ${API_BUDGET.rate} req/s; this run used ${a.rate} req/s, so it is not a budget check (${caveat})`;
+  }
+  const within = a.latencyMs.p99 <= API_BUDGET.p99Ms && a.errors === 0;
+  const verdict = within ? 'within budget' : a.errors > 0 ? `${a.errors} errors: not a pass whatever the latency` : 'OVER budget';
+  return `p99 ${fmt(a.latencyMs.p99)} ms vs budget <= ${API_BUDGET.p99Ms} ms at ${API_BUDGET.rate} req/s with ${API_BUDGET.liveCalls} live calls: ${verdict}; ${caveat}`;
+}
+
+/** A warning when the server could not keep up, else null: then the latencies are mostly queueing. */
+export function saturationNote(a: ApiRun): string | null {
+  if (a.interrupted || a.achievedRate >= a.rate * 0.97) return null;
+  return (
+    `the server could not sustain ${a.rate} req/s (it answered ${a.achievedRate.toFixed(1)} req/s with its thread ` +
+    `${(a.eventLoopUtilization * 100).toFixed(0)} % busy), so requests queued for the whole run and the latencies are mostly that queue`
+  );
+}
+
+/** The human-readable result, for stdout. */
+export function humanReport(r: BenchReport): string {
+  const a = r.api;
+  const head = ['', 'requests', 'errors', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms'];
+  const body = rows(a).map(([name, s]) => [name, String(s.requests), String(s.errors), fmt(s.latencyMs.p50), fmt(s.latencyMs.p95), fmt(s.latencyMs.p99), fmt(s.latencyMs.max)]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  const errorsBy = Object.entries(a.errorsBy).map(([k, v]) => `${k}: ${v}`).join(', ');
+  return [
+    `Vocelio API benchmark${a.interrupted ? ' (INTERRUPTED: partial figures)' : ''}`,
+    `backends:  ${backendsLabel(r.backends)}`,
+    `machine:   ${machineLine(r.machine)}`,
+    `load:      open loop, ${a.rate} req/s for ${a.durationS} s after ${a.warmupS} s warm-up; ${a.agentsSeeded} agents seeded`,
+    '',
+    line(head),
+    ...body.map(line),
+    '',
+    `achieved rate:            ${a.achievedRate.toFixed(1)} req/s`,
+    `errors:                   ${a.errors}${errorsBy ? ` (${errorsBy})` : ''}`,
+    `event-loop delay (server thread): p99 ${fmt(a.eventLoopDelayMs.p99)} ms, max ${fmt(a.eventLoopDelayMs.max)} ms`,
+    `server thread busy:       ${(a.eventLoopUtilization * 100).toFixed(0)} % (event-loop utilization)`,
+    `generator send lag:       mean ${fmt(a.sendLagMs.mean)} ms, max ${fmt(a.sendLagMs.max)} ms (included in latencies)`,
+    '',
+    ...(saturationNote(a) ? [`SATURATED: ${saturationNote(a)}.`] : []),
+    `budget: ${budgetVerdict(a)}`,
+  ].join('\n');
+}
+
+/** Identifies a run's configuration; `--write` replaces the section with the same key. */
+export function sectionKey(r: BenchReport): string {
+  return `api:${r.backends.database}:${r.backends.queue}:${r.api.rate}`;
+}
+
+/** The BENCHMARKS.md section of one run. */
+export function markdownSection(r: BenchReport): string {
+  const a = r.api;
+  const key = sectionKey(r);
+  const table = [
+    '| requests | count | errors | p50 ms | p95 ms | p99 ms | max ms |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+    ...rows(a).map(([name, s]) => `| ${name === 'all' ? '**all**' : `\`${name}\``} | ${s.requests} | ${s.errors} | ${fmt(s.latencyMs.p50)} | ${fmt(s.latencyMs.p95)} | ${fmt(s.latencyMs.p99)} | ${fmt(s.latencyMs.max)} |`),
+  ];
+  const eldWithin = a.eventLoopDelayMs.p99 <= EVENT_LOOP_BUDGET.p99Ms;
+  return [
+    `<!-- bench:${key} -->`,
+    `## API at ${a.rate} req/s: ${backendsLabel(r.backends)}`,
+    '',
+    `- Date: ${r.date}`,
+    `- Command: \`${r.command}\``,
+    `- Machine: ${machineLine(r.machine)}`,
+    `- Backends: ${r.backends.databaseDetail}; queue ${r.backends.queue}; rate limiter ${r.backends.rateLimiter}` +
+      `${r.backends.consumersInProcess ? '; job consumers in the same process (embedded serve)' : ''}`,
+    `- Load: open loop, ${a.rate} req/s for ${a.durationS} s after a ${a.warmupS} s warm-up, ${a.agentsSeeded} agents seeded; ` +
+      `achieved ${a.achievedRate.toFixed(1)} req/s, ${a.errors} errors`,
+    '',
+    ...table,
+    '',
+    `| figure | measured | budget (ARCHITECTURE.md §9) |`,
+    '|---|---:|---|',
+    `| API p99 | ${fmt(a.latencyMs.p99)} ms | <= ${API_BUDGET.p99Ms} ms at ${API_BUDGET.rate} req/s while ${API_BUDGET.liveCalls} calls are live |`,
+    `| server thread event-loop delay p99 (max) | ${fmt(a.eventLoopDelayMs.p99)} ms (${fmt(a.eventLoopDelayMs.max)} ms) | <= ${EVENT_LOOP_BUDGET.p99Ms} ms under 50 calls${eldWithin ? '' : ' (exceeded by the API alone)'} |`,
+    `| server thread busy (event-loop utilization) | ${(a.eventLoopUtilization * 100).toFixed(0)} % | - |`,
+    `| generator send lag, mean / max (inside the latencies) | ${fmt(a.sendLagMs.mean)} / ${fmt(a.sendLagMs.max)} ms | - |`,
+    '',
+    ...(saturationNote(a) ? [`**Saturated:** ${saturationNote(a)}.`, ''] : []),
+    `Budget: ${budgetVerdict(a)}.`,
+    `<!-- /bench:${key} -->`,
+  ].join('\n');
+}
+
+const INTRO = `# Benchmarks
+
+Measured figures for the budgets in \`ARCHITECTURE.md\` §9. They depend on the machine: compare runs
+of the same machine only, and look at the machine line of each section.
+
+## How to run
+
+\`\`\`sh
+npm run bench                                   # embedded default: PGlite + in-process queue
+DATABASE_URL=postgres://... REDIS_URL=redis://... npm run bench   # PostgreSQL + BullMQ/Redis
+npm run bench -- --rate 1000 --duration 30      # other load (default 500 req/s for 10 s)
+npm run bench -- --json                         # one JSON object on stdout; progress on stderr
+npm run bench -- --write                        # also record the run in this file
+\`\`\`
+
+\`bench/run.ts\` builds the real app in-process the way \`vocelio serve\` does (migrations, bootstrap of an
+organization and owner key, job consumers when embedded), listens on 127.0.0.1, and seeds 50 agents. A
+worker thread then drives it over real keep-alive HTTP connections with an **open-loop** generator: request
+*i* is due at *start + i/rate* whatever the server does, and its latency runs from that due time, so a
+stalled server shows up as latency instead of as fewer requests (no coordinated omission). The mix is 80 %
+\`GET /v1/agents?limit=20\`, 10 % \`GET /v1/agents/:id\`, 10 % \`POST /v1/agents\`, all with the owner's API
+key. The first 2 s are warm-up and not counted. Any non-2xx, network error or timeout is an error.
+Event-loop delay is measured on the server's thread only (\`monitorEventLoopDelay\`, 10 ms resolution, the
+resolution itself subtracted); the generator's thread does not count.
+
+With \`DATABASE_URL\` the run creates a scratch database \`vocelio_bench_<random>\` on that server and drops
+it at the end, so the database named in the URL is never written. With \`REDIS_URL\` the only keys left
+behind are rate-limit counters, which expire within about a minute.
+
+\`--write\` replaces the section of the same backends and rate, or appends a new one.
+`;
+
+/** Adds or replaces this run's section in the BENCHMARKS.md at `path` (created with an intro if absent). */
+export function writeBenchmarks(path: string, r: BenchReport): void {
+  const section = markdownSection(r);
+  const key = sectionKey(r);
+  let text = existsSync(path) ? readFileSync(path, 'utf8') : INTRO;
+  const start = text.indexOf(`<!-- bench:${key} -->`);
+  const endMarker = `<!-- /bench:${key} -->`;
+  const end = text.indexOf(endMarker);
+  if (start >= 0 && end > start) {
+    text = text.slice(0, start) + section + text.slice(end + endMarker.length);
+  } else {
+    text = `${text.trimEnd()}\n\n${section}\n`;
+  }
+  writeFileSync(path, text);
+}
