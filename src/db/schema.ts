@@ -3,3 +3,4 @@ export * from '../organizations/organizations.table.js';
 export * from '../auth/auth.table.js';
 export * from '../audit/audit.table.js';
 export * from '../agents/agents.table.js';
+export * from '../calls/calls.table.js';

@@ -12,6 +12,7 @@ export const ID_PREFIXES = {
   session: 'ses',
   agent: 'agt',
   audit: 'aud',
+  call: 'call',
 } as const;
 
 export type IdPrefix = (typeof ID_PREFIXES)[keyof typeof ID_PREFIXES];

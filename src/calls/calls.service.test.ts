@@ -1,0 +1,64 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freshDatabase } from '../../test/helpers/database.js';
+import type { Database } from '../db/client.js';
+import { cliServices } from '../cli/services.js';
+import { bootstrapOrganization } from '../organizations/bootstrap.js';
+import { CallsService } from './calls.service.js';
+
+describe('CallsService', () => {
+  let database: Database;
+  let calls: CallsService;
+  let orgId: string;
+
+  beforeAll(async () => {
+    database = await freshDatabase();
+    calls = new CallsService(database.db);
+    orgId = (await bootstrapOrganization(cliServices(database.db), { organizationName: 'Calls', email: 'calls@example.test', password: 'a-long-password' })).organization.id;
+  });
+  afterAll(() => database.close());
+
+  const newCall = () => calls.create(orgId, { agentId: null, direction: 'inbound', fromNumber: '+15550001111', toNumber: '+15550002222' });
+
+  it('lets a fresh token attach its call once', async () => {
+    const call = await newCall();
+    const token = await calls.issueStreamToken(call);
+    expect(await calls.consumeStreamToken(token)).toEqual({ ok: true, callId: call.id, organizationId: orgId });
+  });
+
+  it('refuses a token the second time', async () => {
+    const token = await calls.issueStreamToken(await newCall());
+    await calls.consumeStreamToken(token);
+    expect(await calls.consumeStreamToken(token)).toEqual({ ok: false, reason: 'reused' });
+  });
+
+  it('lets only one of two simultaneous sockets win a token', async () => {
+    const token = await calls.issueStreamToken(await newCall());
+    const results = await Promise.all([calls.consumeStreamToken(token), calls.consumeStreamToken(token), calls.consumeStreamToken(token)]);
+    expect(results.filter((r) => r.ok)).toHaveLength(1);
+  });
+
+  it('refuses an expired token', async () => {
+    const token = await calls.issueStreamToken(await newCall(), -1);
+    expect(await calls.consumeStreamToken(token)).toEqual({ ok: false, reason: 'expired' });
+  });
+
+  it('refuses a forged or missing token', async () => {
+    expect(await calls.consumeStreamToken('forged')).toEqual({ ok: false, reason: 'unknown' });
+    expect(await calls.consumeStreamToken(undefined)).toEqual({ ok: false, reason: 'missing' });
+  });
+
+  it('closes a call once, keeping the first end reason', async () => {
+    const call = await newCall();
+    await calls.markStarted(call.id, { streamSid: 'MZ1', providerCallSid: 'CA-close-once' });
+    expect(await calls.close(call.id, 'stream_stopped')).toBe(true);
+    expect(await calls.close(call.id, 'socket_closed')).toBe(false);
+    expect(await calls.get(orgId, call.id)).toMatchObject({ status: 'completed', endReason: 'stream_stopped', streamSid: 'MZ1', providerCallSid: 'CA-close-once' });
+  });
+
+  it('does not reopen an ended call when a late start arrives', async () => {
+    const call = await newCall();
+    await calls.close(call.id, 'socket_closed');
+    await calls.markStarted(call.id, { streamSid: 'MZ2', providerCallSid: 'CA-late' });
+    expect((await calls.get(orgId, call.id)).status).toBe('completed');
+  });
+});

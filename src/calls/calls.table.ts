@@ -1,0 +1,74 @@
+import { pgTable, text, timestamp, index, check, uniqueIndex } from 'drizzle-orm/pg-core';
+import { sql } from 'drizzle-orm';
+import { organizations } from '../organizations/organizations.table.js';
+import { agents } from '../agents/agents.table.js';
+
+/** Where a call is in its life; Twilio's call statuses plus our own `in_progress` for a live media stream. */
+export const CALL_STATUSES = ['queued', 'initiated', 'ringing', 'in_progress', 'completed', 'busy', 'no_answer', 'failed', 'canceled'] as const;
+export type CallStatus = (typeof CALL_STATUSES)[number];
+
+/** Why a call ended, from our side of the media stream. */
+export const END_REASONS = [
+  'stream_stopped',
+  'socket_closed',
+  'agent_hangup',
+  'max_duration',
+  'worker_crashed',
+  'protocol_error',
+  'server_shutdown',
+  'error',
+] as const;
+export type EndReason = (typeof END_REASONS)[number];
+
+/**
+ * One phone call. Created before media flows (by the webhook or the outbound API), closed by the call
+ * session with an end reason; the row is the record billing and the API read.
+ */
+export const calls = pgTable(
+  'calls',
+  {
+    id: text('id').primaryKey(),
+    organizationId: text('organization_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    agentId: text('agent_id').references(() => agents.id),
+    direction: text('direction', { enum: ['inbound', 'outbound'] }).notNull(),
+    status: text('status', { enum: CALL_STATUSES }).notNull().default('queued'),
+    providerCallSid: text('provider_call_sid'),
+    streamSid: text('stream_sid'),
+    fromNumber: text('from_number'),
+    toNumber: text('to_number'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    startedAt: timestamp('started_at', { withTimezone: true }),
+    endedAt: timestamp('ended_at', { withTimezone: true }),
+    endReason: text('end_reason', { enum: END_REASONS }),
+    endDetail: text('end_detail'),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    index('calls_org_idx').on(t.organizationId, t.id),
+    uniqueIndex('calls_provider_sid_key').on(t.providerCallSid),
+    check('calls_direction_check', sql`${t.direction} in ('inbound', 'outbound')`),
+  ],
+);
+
+export type CallRow = typeof calls.$inferSelect;
+
+/**
+ * Single-use, short-lived tokens that authorize one Media Streams socket for one call. Only the hash is
+ * stored; consuming one is a single conditional UPDATE, so two sockets can never both win.
+ */
+export const streamTokens = pgTable(
+  'stream_tokens',
+  {
+    tokenHash: text('token_hash').primaryKey(),
+    callId: text('call_id')
+      .notNull()
+      .references(() => calls.id, { onDelete: 'cascade' }),
+    organizationId: text('organization_id').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+    usedAt: timestamp('used_at', { withTimezone: true }),
+  },
+  (t) => [index('stream_tokens_expires_idx').on(t.expiresAt)],
+);
