@@ -19,6 +19,8 @@ import { auditPlugin, auditRoutes } from './audit/index.js';
 import { organizationsPlugin, memberRoutes, meRoutes } from './organizations/index.js';
 import { authServicesPlugin, apiKeyRoutes, sessionRoutes } from './auth/index.js';
 import { agentsPlugin, agentRoutes } from './agents/index.js';
+import { telephonyPlugin } from './telephony/index.js';
+import type { MediaEngine } from './media/media-engine.js';
 
 /** The product version, shown in OpenAPI and logs. */
 export const VERSION = '0.1.0';
@@ -41,6 +43,8 @@ export interface AppDeps {
   ownsDatabase?: boolean;
   redis?: Redis;
   queue?: JobQueue;
+  /** Worker-thread media processing; without it calls run with no VAD (and no echo). */
+  mediaEngine?: MediaEngine;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -108,6 +112,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(authServicesPlugin);
   await app.register(agentsPlugin);
   await app.register(authPlugin);
+  await app.register(telephonyPlugin, { mediaEngine: deps.mediaEngine ?? null });
 
   await app.register(healthRoutes);
   await app.register(sessionRoutes, { prefix: '/auth' });

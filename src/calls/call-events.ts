@@ -1,0 +1,64 @@
+import { EventEmitter } from 'node:events';
+import type { Redis } from 'ioredis';
+
+/** Live events of calls, for dashboards and webhooks. */
+export type CallEvent =
+  | { type: 'call.started'; callId: string; organizationId: string; at: string }
+  | { type: 'call.speech_started'; callId: string; organizationId: string; at: string; streamMs: number }
+  | { type: 'call.speech_stopped'; callId: string; organizationId: string; at: string; streamMs: number; durationMs: number }
+  | { type: 'call.dtmf'; callId: string; organizationId: string; at: string; digit: string }
+  | { type: 'call.ended'; callId: string; organizationId: string; at: string; reason: string };
+
+const CHANNEL_PREFIX = 'vocelio:call-events:';
+
+/**
+ * Publishes call events in-process and, when Redis is configured, over pub/sub so every `serve` node's
+ * subscribers see every call. With Redis, local subscribers are fed from the subscription too, so each
+ * event arrives exactly once whichever node produced it.
+ */
+export class CallEventBus {
+  private readonly local = new EventEmitter();
+  private subscriber: Redis | null = null;
+
+  constructor(private readonly redis: Redis | null) {
+    this.local.setMaxListeners(0);
+  }
+
+  /** Starts the Redis subscription (no-op without Redis). */
+  async start(): Promise<void> {
+    if (!this.redis) return;
+    this.subscriber = this.redis.duplicate();
+    this.subscriber.on('error', () => {});
+    await this.subscriber.psubscribe(`${CHANNEL_PREFIX}*`);
+    this.subscriber.on('pmessage', (_pattern, _channel, message: string) => {
+      try {
+        this.local.emit('event', JSON.parse(message) as CallEvent);
+      } catch {
+        // A foreign message on our channel is not ours to interpret.
+      }
+    });
+  }
+
+  /** Publishes one event; a Redis failure is reported, never thrown into the call path. */
+  publish(event: CallEvent): void {
+    if (!this.redis) {
+      this.local.emit('event', event);
+      return;
+    }
+    this.redis.publish(`${CHANNEL_PREFIX}${event.organizationId}`, JSON.stringify(event)).catch(() => {});
+  }
+
+  /** Calls `handler` for every event (optionally of one organization); returns the unsubscribe function. */
+  subscribe(handler: (event: CallEvent) => void, organizationId?: string): () => void {
+    const listener = (e: CallEvent) => {
+      if (!organizationId || e.organizationId === organizationId) handler(e);
+    };
+    this.local.on('event', listener);
+    return () => this.local.off('event', listener);
+  }
+
+  async close(): Promise<void> {
+    this.local.removeAllListeners();
+    if (this.subscriber) await this.subscriber.quit().catch(() => this.subscriber?.disconnect());
+  }
+}

@@ -1,0 +1,28 @@
+// The seam between a call's socket (main thread) and the CPU-heavy media work (worker threads):
+// the call session pushes the caller's 20 ms mu-law frames in and gets voice-activity events out.
+
+/** Voice activity thresholds of one call (Silero probabilities and durations). */
+export interface VadOptions {
+  threshold?: number;
+  minSpeechMs?: number;
+  minSilenceMs?: number;
+}
+
+/** What the media side reports about one call, timestamps in stream time (ms since its first frame). */
+export type MediaEvent =
+  | { kind: 'speech_start'; atMs: number }
+  | { kind: 'speech_end'; atMs: number; durationMs: number }
+  | { kind: 'failed'; reason: 'worker_crashed' | 'error'; detail: string };
+
+/** One call's lane into the media engine. */
+export interface MediaChannel {
+  /** Hands over one frame; its buffer is transferred, so the caller must not touch it afterwards. */
+  push(mulawFrame: Uint8Array): void;
+  close(): void;
+}
+
+/** Runs media work for many calls. */
+export interface MediaEngine {
+  open(callId: string, opts: VadOptions, onEvent: (event: MediaEvent) => void): MediaChannel;
+  close(): Promise<void>;
+}

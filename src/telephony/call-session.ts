@@ -1,0 +1,171 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { Agent } from '../agents/agents.schemas.js';
+import type { CallsService } from '../calls/calls.service.js';
+import type { CallEventBus } from '../calls/call-events.js';
+import type { EndReason } from '../calls/calls.table.js';
+import type { MediaChannel, MediaEngine, MediaEvent } from '../media/media-engine.js';
+import { OutboundAudio, FRAME_BYTES } from './media-stream/outbound-audio.js';
+import type { TwilioOutbound } from './media-stream/twilio-protocol.js';
+
+/** What a session needs from the rest of the platform. */
+export interface CallSessionDeps {
+  calls: CallsService;
+  events: CallEventBus;
+  media: MediaEngine | null;
+  log: FastifyBaseLogger;
+  send(msg: TwilioOutbound): void;
+  /** Closes the socket once the call has ended. */
+  hangUp(code: number, reason: string): void;
+  onEnded(session: CallSession): void;
+}
+
+/** Identifies the call a session carries. */
+export interface CallInfo {
+  callId: string;
+  organizationId: string;
+  streamSid: string;
+  callSid: string;
+  agent: Agent | null;
+}
+
+// Audio kept from before VAD declares speech: Silero confirms onset after some speech has already passed.
+const PREROLL_FRAMES = 15;
+// Echo mode never replays more than this, whatever the caller does.
+const MAX_ECHO_FRAMES = 30 * 50;
+
+/**
+ * One live call: the caller's audio in, the agent's audio out, and the call record kept true. It owns
+ * the call's AbortSignal; ending the session (for any reason) aborts everything the call started.
+ */
+export class CallSession {
+  private readonly abort = new AbortController();
+  private readonly outbound: OutboundAudio;
+  private channel: MediaChannel | null = null;
+  private ended = false;
+  private maxDurationTimer: NodeJS.Timeout | null = null;
+  private readonly preroll: Uint8Array[] = [];
+  private capture: Uint8Array[] | null = null;
+  private marksSent = 0;
+  /** Names of marks Twilio has echoed: the audio before them has been heard. */
+  readonly heardMarks: string[] = [];
+  /** Frames received from the caller. */
+  framesIn = 0;
+  readonly startedAt = Date.now();
+
+  constructor(
+    readonly info: CallInfo,
+    private readonly deps: CallSessionDeps,
+  ) {
+    this.outbound = new OutboundAudio(info.streamSid, { send: deps.send });
+  }
+
+  /** Aborted when the call ends. */
+  get signal(): AbortSignal {
+    return this.abort.signal;
+  }
+
+  /** Starts media processing and the call's clock. */
+  start(): void {
+    const agent = this.info.agent;
+    if (this.deps.media) {
+      this.channel = this.deps.media.open(this.info.callId, { minSilenceMs: agent?.stt.endpointingMs }, (e) => this.onMediaEvent(e));
+    }
+    if (agent) {
+      this.maxDurationTimer = setTimeout(() => void this.end('max_duration'), agent.maxDurationSeconds * 1000);
+      this.maxDurationTimer.unref();
+    }
+    this.publish({ type: 'call.started' });
+  }
+
+  /** One 20 ms frame of the caller's voice (base64 mu-law from Twilio). */
+  onMedia(payload: string): void {
+    if (this.ended) return;
+    // Not from Buffer's shared pool: the frame's memory is transferred to a worker thread.
+    const frame = new Uint8Array(FRAME_BYTES);
+    const written = Buffer.from(frame.buffer).write(payload, 'base64');
+    if (written === 0) return;
+    const audio = written === FRAME_BYTES ? frame : frame.slice(0, written);
+    this.framesIn++;
+    if (this.info.agent?.voice.provider === 'echo') this.keepForEcho(audio.slice());
+    this.channel?.push(audio);
+  }
+
+  /** A key the caller pressed. */
+  onDtmf(digit: string): void {
+    this.publish({ type: 'call.dtmf', digit });
+  }
+
+  /** Twilio has played everything we sent before this mark. */
+  onMark(name: string): void {
+    this.heardMarks.push(name);
+  }
+
+  /** Ends the call once, closing its record with `reason`; later calls do nothing. */
+  async end(reason: EndReason, detail?: string): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
+    this.abort.abort(new Error(`call ended: ${reason}`));
+    if (this.maxDurationTimer) clearTimeout(this.maxDurationTimer);
+    this.outbound.stop();
+    this.channel?.close();
+    try {
+      await this.deps.calls.close(this.info.callId, reason, detail);
+    } catch (err) {
+      this.deps.log.error({ err, callId: this.info.callId }, 'could not close call record');
+    }
+    this.publish({ type: 'call.ended', reason });
+    this.deps.onEnded(this);
+    if (reason !== 'socket_closed') this.deps.hangUp(1000, reason);
+  }
+
+  private onMediaEvent(e: MediaEvent): void {
+    if (this.ended) return;
+    switch (e.kind) {
+      case 'speech_start':
+        this.publish({ type: 'call.speech_started', streamMs: e.atMs });
+        if (this.outbound.pending > 0 && this.info.agent?.interruption.enabled !== false) this.outbound.clear();
+        if (this.info.agent?.voice.provider === 'echo') this.capture = [...this.preroll];
+        break;
+      case 'speech_end':
+        this.publish({ type: 'call.speech_stopped', streamMs: e.atMs, durationMs: e.durationMs });
+        if (this.capture) this.playEcho();
+        break;
+      case 'failed':
+        void this.end(e.reason === 'worker_crashed' ? 'worker_crashed' : 'error', e.detail);
+        break;
+      default: {
+        const never: never = e;
+        throw new Error(`unknown media event ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  private keepForEcho(frame: Uint8Array): void {
+    if (this.capture) {
+      if (this.capture.length < MAX_ECHO_FRAMES) this.capture.push(frame);
+      return;
+    }
+    this.preroll.push(frame);
+    if (this.preroll.length > PREROLL_FRAMES) this.preroll.shift();
+  }
+
+  // Echo mode: the caller's last utterance, played back, then a mark so the simulator can time it.
+  private playEcho(): void {
+    const frames = this.capture ?? [];
+    this.capture = null;
+    this.preroll.length = 0;
+    const total = frames.reduce((n, f) => n + f.length, 0);
+    const audio = new Uint8Array(total);
+    let offset = 0;
+    for (const f of frames) {
+      audio.set(f, offset);
+      offset += f.length;
+    }
+    this.outbound.pushAudio(audio);
+    this.outbound.pushMark(`echo-${++this.marksSent}`);
+  }
+
+  private publish(e: { type: 'call.started' } | { type: 'call.ended'; reason: string } | { type: 'call.dtmf'; digit: string } | { type: 'call.speech_started'; streamMs: number } | { type: 'call.speech_stopped'; streamMs: number; durationMs: number }): void {
+    this.deps.events.publish({ ...e, callId: this.info.callId, organizationId: this.info.organizationId, at: new Date().toISOString() });
+  }
+}

@@ -1,0 +1,41 @@
+import fp from 'fastify-plugin';
+import websocket from '@fastify/websocket';
+import { CallsService } from '../calls/calls.service.js';
+import { CallEventBus } from '../calls/call-events.js';
+import type { MediaEngine } from '../media/media-engine.js';
+import type { CallSession } from './call-session.js';
+import { MAX_MESSAGE_BYTES } from './media-stream/twilio-protocol.js';
+import { mediaStreamRoutes } from './media-stream/route.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Call records and stream tokens. */
+    calls: CallsService;
+    /** Live call events, fanned out over Redis when configured. */
+    callEvents: CallEventBus;
+    /** The calls whose media socket this node holds. */
+    callSessions: Map<string, CallSession>;
+    /** Worker-thread media processing (VAD now, TTS later); null runs calls without it. */
+    mediaEngine: MediaEngine | null;
+  }
+}
+
+/** Calls, live sessions and the Twilio Media Streams socket. */
+export const telephonyPlugin = fp(
+  async (app, opts: { mediaEngine: MediaEngine | null }) => {
+    app.decorate('calls', new CallsService(app.db));
+    const events = new CallEventBus(app.redis);
+    await events.start();
+    app.decorate('callEvents', events);
+    app.decorate('callSessions', new Map<string, CallSession>());
+    app.decorate('mediaEngine', opts.mediaEngine);
+    await app.register(websocket, { options: { maxPayload: MAX_MESSAGE_BYTES } });
+    await app.register(mediaStreamRoutes);
+    // Closing the app ends every live call with a reason before the database goes away.
+    app.addHook('preClose', async () => {
+      await Promise.all([...app.callSessions.values()].map((s) => s.end('server_shutdown')));
+    });
+    app.addHook('onClose', async () => events.close());
+  },
+  { name: 'telephony', dependencies: ['db', 'rate-limit', 'agents'] },
+);

@@ -1,0 +1,137 @@
+import type { FastifyInstance } from 'fastify';
+import type { WebSocket } from 'ws';
+import { CallSession } from '../call-session.js';
+import { encodeTwilioMessage, parseTwilioMessage, ProtocolError, type StartMessage, type TwilioInbound } from './twilio-protocol.js';
+
+// Closing codes (RFC 6455): 1008 policy violation for refused streams, 1011 for our own failures.
+const POLICY_VIOLATION = 1008;
+const INTERNAL_ERROR = 1011;
+// A peer that keeps sending garbage is not Twilio; one bad message is tolerated, a stream of them is not.
+const MAX_PROTOCOL_ERRORS = 20;
+// Frames arriving while the start message is still being checked (a DB round trip) wait here.
+const MAX_EARLY_FRAMES = 100;
+
+/** `GET /twilio/media`: Twilio's bidirectional Media Streams socket, one call per connection. */
+export async function mediaStreamRoutes(app: FastifyInstance): Promise<void> {
+  app.get('/twilio/media', { websocket: true, schema: { hide: true } }, (socket: WebSocket, req) => {
+    const log = req.log.child({ stream: 'twilio-media' });
+    let state: 'waiting' | 'starting' | 'live' | 'closed' = 'waiting';
+    let session: CallSession | null = null;
+    let protocolErrors = 0;
+    const early: TwilioInbound[] = [];
+
+    const refuse = (reason: string, detail: Record<string, unknown> = {}) => {
+      log.warn({ ...detail, reason }, 'media stream refused');
+      state = 'closed';
+      socket.close(POLICY_VIOLATION, reason);
+    };
+
+    const dispatch = (msg: TwilioInbound) => {
+      if (!session) return;
+      switch (msg.event) {
+        case 'media':
+          session.onMedia(msg.media.payload);
+          break;
+        case 'dtmf':
+          session.onDtmf(msg.dtmf.digit);
+          break;
+        case 'mark':
+          session.onMark(msg.mark.name);
+          break;
+        case 'stop':
+          void session.end('stream_stopped');
+          break;
+        case 'connected':
+        case 'start':
+          protocolErrors++;
+          break;
+        default: {
+          const never: never = msg;
+          throw new Error(`unhandled ${JSON.stringify(never)}`);
+        }
+      }
+    };
+
+    const begin = async (msg: StartMessage) => {
+      state = 'starting';
+      const token = msg.start.customParameters.token;
+      const spent = await app.calls.consumeStreamToken(token);
+      if (!spent.ok) return refuse(`stream token ${spent.reason}`, { callSid: msg.start.callSid });
+      if (msg.start.mediaFormat.encoding !== 'audio/x-mulaw' || msg.start.mediaFormat.sampleRate !== 8000) {
+        await app.calls.close(spent.callId, 'protocol_error', `unsupported media format ${msg.start.mediaFormat.encoding}/${msg.start.mediaFormat.sampleRate}`);
+        return refuse('unsupported media format');
+      }
+      const call = await app.calls.get(spent.organizationId, spent.callId);
+      const agent = call.agentId ? await app.agents.get(call.organizationId, call.agentId).catch(() => null) : null;
+      await app.calls.markStarted(call.id, { streamSid: msg.start.streamSid, providerCallSid: msg.start.callSid });
+      // The socket may have dropped while we were checking the token (the close handler sets the state).
+      if ((state as string) === 'closed') {
+        // The socket dropped while we were checking the token.
+        await app.calls.close(call.id, 'socket_closed');
+        return;
+      }
+      session = new CallSession(
+        { callId: call.id, organizationId: call.organizationId, streamSid: msg.start.streamSid, callSid: msg.start.callSid, agent },
+        {
+          calls: app.calls,
+          events: app.callEvents,
+          media: app.mediaEngine,
+          log: log.child({ callId: call.id }),
+          send: (out) => {
+            if (socket.readyState === socket.OPEN) socket.send(encodeTwilioMessage(out));
+          },
+          hangUp: (code, reason) => {
+            state = 'closed';
+            if (socket.readyState === socket.OPEN) socket.close(code, reason);
+          },
+          onEnded: (s) => app.callSessions.delete(s.info.callId),
+        },
+      );
+      app.callSessions.set(call.id, session);
+      session.start();
+      state = 'live';
+      for (const m of early.splice(0)) dispatch(m);
+    };
+
+    socket.on('message', (data: Buffer, isBinary: boolean) => {
+      if (state === 'closed') return;
+      let msg: TwilioInbound;
+      try {
+        if (isBinary) throw new ProtocolError('not_json', 'binary frame');
+        msg = parseTwilioMessage(data.toString('utf8'));
+      } catch (err) {
+        protocolErrors++;
+        log.debug({ err: (err as Error).message }, 'bad media stream message');
+        if (protocolErrors > MAX_PROTOCOL_ERRORS) {
+          if (session) void session.end('protocol_error', `more than ${MAX_PROTOCOL_ERRORS} malformed messages`);
+          else refuse('too many malformed messages');
+        }
+        return;
+      }
+      switch (state) {
+        case 'waiting':
+          if (msg.event === 'connected') return;
+          if (msg.event !== 'start') return refuse(`${msg.event} before start`);
+          begin(msg).catch((err: unknown) => {
+            log.error({ err }, 'media stream start failed');
+            state = 'closed';
+            socket.close(INTERNAL_ERROR, 'internal error');
+          });
+          return;
+        case 'starting':
+          if (early.length < MAX_EARLY_FRAMES) early.push(msg);
+          return;
+        case 'live':
+          dispatch(msg);
+          return;
+      }
+    });
+
+    socket.on('close', () => {
+      state = 'closed';
+      // Ending twice is harmless: a session ended by `stop` keeps its reason.
+      if (session) void session.end('socket_closed');
+    });
+    socket.on('error', (err: Error) => log.warn({ err: err.message }, 'media socket error'));
+  });
+}

@@ -1,0 +1,160 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testApp, type TestApp, type TestOrg } from '../helpers/app.js';
+import { TwilioStreamClient } from '../../src/simulator/twilio-stream-client.js';
+import type { CallEvent } from '../../src/calls/call-events.js';
+
+describe('the Twilio media stream socket', () => {
+  let t: TestApp;
+  let org: TestOrg;
+  let url: string;
+  const events: CallEvent[] = [];
+
+  beforeAll(async () => {
+    t = await testApp();
+    org = await t.createOrg();
+    const address = await t.app.listen({ port: 0, host: '127.0.0.1' });
+    url = `${address.replace('http', 'ws')}/twilio/media`;
+    t.app.callEvents.subscribe((e) => events.push(e));
+  });
+  afterAll(() => t.close());
+
+  const newCall = async () => {
+    const call = await t.app.calls.create(org.id, { agentId: null, direction: 'inbound', fromNumber: '+15550001111', toNumber: '+15550002222' });
+    return { call, token: await t.app.calls.issueStreamToken(call) };
+  };
+  const stored = (id: string) => t.app.calls.get(org.id, id);
+  const until = async (check: () => Promise<boolean> | boolean, ms = 5000) => {
+    const end = Date.now() + ms;
+    while (!(await check())) {
+      if (Date.now() > end) throw new Error('condition not met in time');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+
+  it('starts a session for a valid token and marks the call in progress', async () => {
+    const { call, token } = await newCall();
+    const client = new TwilioStreamClient({ url, customParameters: { token } });
+    await client.connect();
+    await until(() => t.app.callSessions.has(call.id));
+    expect(await stored(call.id)).toMatchObject({ status: 'in_progress', streamSid: client.streamSid, providerCallSid: client.callSid });
+    client.stop();
+    await client.closed;
+  });
+
+  it('closes the call record with stream_stopped when Twilio sends stop', async () => {
+    const { call, token } = await newCall();
+    const client = new TwilioStreamClient({ url, customParameters: { token } });
+    await client.connect();
+    await client.silence(100);
+    client.stop();
+    expect((await client.closed).code).toBe(1000);
+    await until(async () => (await stored(call.id)).endedAt !== null);
+    expect(await stored(call.id)).toMatchObject({ status: 'completed', endReason: 'stream_stopped' });
+    expect(t.app.callSessions.has(call.id)).toBe(false);
+  });
+
+  it('closes the call record with socket_closed when the socket drops mid-call', async () => {
+    const { call, token } = await newCall();
+    const client = new TwilioStreamClient({ url, customParameters: { token } });
+    await client.connect();
+    await until(() => t.app.callSessions.has(call.id));
+    client.drop();
+    await until(async () => (await stored(call.id)).endedAt !== null);
+    expect((await stored(call.id)).endReason).toBe('socket_closed');
+  });
+
+  it.each([
+    ['missing', () => ({})],
+    ['forged', () => ({ token: 'not-a-token' })],
+  ])('refuses a %s token with a policy-violation close and no session', async (_what, params) => {
+    const before = t.app.callSessions.size;
+    const client = new TwilioStreamClient({ url, customParameters: params() });
+    await client.connect();
+    const closed = await client.closed;
+    expect(closed.code).toBe(1008);
+    expect(t.app.callSessions.size).toBe(before);
+  });
+
+  it('refuses a token that has already been used', async () => {
+    const { token } = await newCall();
+    const first = new TwilioStreamClient({ url, customParameters: { token } });
+    await first.connect();
+    const second = new TwilioStreamClient({ url, customParameters: { token } });
+    await second.connect();
+    expect((await second.closed).code).toBe(1008);
+    first.stop();
+    await first.closed;
+  });
+
+  it('refuses an expired token', async () => {
+    const call = await t.app.calls.create(org.id, { agentId: null, direction: 'inbound' });
+    const token = await t.app.calls.issueStreamToken(call, -1000);
+    const client = new TwilioStreamClient({ url, customParameters: { token } });
+    await client.connect();
+    expect((await client.closed).code).toBe(1008);
+  });
+
+  it('publishes the caller\'s DTMF keys as call events', async () => {
+    const { call, token } = await newCall();
+    const client = new TwilioStreamClient({ url, customParameters: { token } });
+    await client.connect();
+    await until(() => t.app.callSessions.has(call.id));
+    client.dtmf('7');
+    await until(() => events.some((e) => e.type === 'call.dtmf' && e.callId === call.id));
+    expect(events.find((e) => e.type === 'call.dtmf' && e.callId === call.id)).toMatchObject({ digit: '7', organizationId: org.id });
+    client.stop();
+    await client.closed;
+  });
+
+  it('survives a fuzzed stream without disturbing a healthy call next to it', async () => {
+    const healthy = await newCall();
+    const good = new TwilioStreamClient({ url, customParameters: { token: healthy.token } });
+    await good.connect();
+    const fuzzed = await newCall();
+    const bad = new TwilioStreamClient({ url, customParameters: { token: fuzzed.token } });
+    await bad.connect();
+    await until(() => t.app.callSessions.has(fuzzed.call.id));
+    const junk: Array<string | Buffer> = [
+      '{not json',
+      '[]',
+      '"hello"',
+      '{"event":"unknown"}',
+      '{"event":"media"}',
+      '{"event":"media","sequenceNumber":"1","streamSid":"x","media":{"payload":"%%%","chunk":"1","timestamp":"0"}}',
+      JSON.stringify({ event: 'media', sequenceNumber: '1', streamSid: 'x', media: { chunk: '1', timestamp: '0', payload: 'A'.repeat(50_000) } }),
+      Buffer.from([0, 1, 2, 3]),
+      '{"event":"start"}',
+    ];
+    for (const j of junk) bad.sendRaw(j);
+    await good.silence(200);
+    expect(t.app.callSessions.has(healthy.call.id)).toBe(true);
+    expect((await stored(healthy.call.id)).endedAt).toBeNull();
+    // A peer that keeps sending garbage is cut off, and its call record closed with the reason.
+    for (let i = 0; i < 30; i++) bad.sendRaw('{garbage');
+    await until(async () => (await stored(fuzzed.call.id)).endedAt !== null);
+    expect((await stored(fuzzed.call.id)).endReason).toBe('protocol_error');
+    expect(t.app.callSessions.has(healthy.call.id)).toBe(true);
+    good.stop();
+    await good.closed;
+  });
+
+  it('refuses media sent before start', async () => {
+    const client = new TwilioStreamClient({ url, customParameters: {} });
+    // Connect a raw socket that skips start.
+    const { WebSocket } = await import('ws');
+    const ws = new WebSocket(url);
+    await new Promise((r) => ws.once('open', r));
+    ws.send(JSON.stringify({ event: 'media', sequenceNumber: '1', streamSid: client.streamSid, media: { chunk: '1', timestamp: '0', payload: '//8=' } }));
+    const code = await new Promise<number>((r) => ws.once('close', (c) => r(c)));
+    expect(code).toBe(1008);
+  });
+
+  it('refuses an oversize frame by closing the socket', async () => {
+    const { WebSocket } = await import('ws');
+    const ws = new WebSocket(url);
+    await new Promise((r) => ws.once('open', r));
+    ws.send('x'.repeat(200_000));
+    const code = await new Promise<number>((r) => ws.once('close', (c) => r(c)));
+    expect(code).toBe(1009);
+  });
+});
