@@ -1,6 +1,7 @@
 import type { Config } from '../config.js';
 import { buildApp } from '../app.js';
 import { openRuntime, startConsumers } from '../runtime.js';
+import { MediaWorkerPool } from '../media/workers/media-worker-pool.js';
 import { bootstrapBanner, bootstrapOrganization } from '../organizations/bootstrap.js';
 import { onShutdownSignal } from './signals.js';
 import { parseCommandArgs } from './args.js';
@@ -11,7 +12,8 @@ export async function runServe(config: Config, args: string[]): Promise<void> {
   const port = values.port ? Number(values.port) : config.port;
   const embedded = !config.databaseUrl || !config.redisUrl;
   const runtime = await openRuntime(config);
-  const app = await buildApp(config, { database: runtime.database, queue: runtime.queue });
+  const mediaEngine = await MediaWorkerPool.start({ onLog: (msg) => console.error(msg) });
+  const app = await buildApp(config, { database: runtime.database, queue: runtime.queue, mediaEngine });
   const log = (msg: string) => app.log.info(msg);
   app.log.info(`database: ${runtime.database.describe}; queue: ${runtime.queue.backend}`);
 
@@ -25,6 +27,7 @@ export async function runServe(config: Config, args: string[]): Promise<void> {
   // Lifecycle lines go to stdout whatever LOG_LEVEL says: an operator must see the process stop.
   onShutdownSignal(async () => {
     await app.close();
+    await mediaEngine.close();
     await Promise.all(consumers.map((c) => c.close()));
     await runtime.close();
     process.stdout.write('Vocelio stopped cleanly\n');

@@ -7,6 +7,7 @@ import type { Database } from '../../src/db/client.js';
 import type { Role } from '../../src/organizations/organizations.table.js';
 import { bootstrapOrganization } from '../../src/organizations/bootstrap.js';
 import { freshDatabase } from './database.js';
+import type { MediaEngine } from '../../src/media/media-engine.js';
 
 /** A tenant created for a test: its id, owner login and one key per role. */
 export interface TestOrg {
@@ -34,11 +35,11 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
 }
 
 /** Builds the real app on a fresh database (and real Redis when REDIS_URL is set, isolated by key prefix). */
-export async function testApp(env: Record<string, string> = {}): Promise<TestApp> {
+export async function testApp(env: Record<string, string> = {}, extra: { mediaEngine?: MediaEngine } = {}): Promise<TestApp> {
   const config = testConfig(env);
   const database = await freshDatabase();
   const redis = config.redisUrl ? new Redis(config.redisUrl, { keyPrefix: `t${randomBytes(4).toString('hex')}:` }) : undefined;
-  const app = await buildApp(config, { database, redis });
+  const app = await buildApp(config, { database, redis, mediaEngine: extra.mediaEngine });
   await app.ready();
 
   const as = (key: string, opts: InjectOptions) =>
