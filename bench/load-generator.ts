@@ -1,4 +1,4 @@
-import { Worker } from 'node:worker_threads';
+import { startWorker } from '../src/shared/worker-threads.js';
 import type { LoadPlan, LoadResult, WorkerMessage } from './load-protocol.js';
 
 /** Progress as the worker reports it. */
@@ -15,21 +15,10 @@ export interface LoadHooks {
 
 const WORKER_URL = new URL('./load-worker.ts', import.meta.url);
 
-/**
- * Starts a worker on a TypeScript file. Module hooks registered on the main thread (tsx's, via
- * bin/run-ts.js) do not reach worker threads on Node 20, and `--import` is not accepted in a worker's
- * execArgv, so the worker registers tsx itself before importing the file.
- */
-function startTsWorker(url: URL, data: unknown): Worker {
-  const tsxApi = import.meta.resolve('tsx/esm/api');
-  const bootstrap = `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); });`;
-  return new Worker(bootstrap, { eval: true, workerData: data });
-}
-
 /** Runs the open-loop load generator in a worker thread and resolves with what it measured. */
 export function runLoad(plan: LoadPlan, hooks: LoadHooks): Promise<LoadResult> {
   return new Promise<LoadResult>((resolve, reject) => {
-    const worker = startTsWorker(WORKER_URL, plan);
+    const worker = startWorker(WORKER_URL, { workerData: plan });
     let result: LoadResult | null = null;
     let failure: Error | null = null;
     const stop = () => worker.postMessage({ kind: 'stop' });

@@ -76,7 +76,7 @@ function rows(a: ApiRun): Array<[string, LatencySummary]> {
 
 /** What the API figure means against the budget, in one sentence. */
 export function budgetVerdict(a: ApiRun): string {
-  const caveat = 'no calls are live (the media path does not exist yet), so this is the API-only figure';
+  const caveat = 'no calls are live during this run (the call benchmark is not written yet), so this is the API-only figure';
   if (a.interrupted) return `run interrupted; not compared with the budget (${caveat})`;
   if (a.rate !== API_BUDGET.rate) {
     return `budget is stated at ${API_BUDGET.rate} req/s; this run used ${a.rate} req/s, so it is not a budget check (${caveat})`;
