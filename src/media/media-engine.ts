@@ -8,10 +8,14 @@ export interface VadOptions {
   minSilenceMs?: number;
 }
 
-/** What the media side reports about one call, timestamps in stream time (ms since its first frame). */
+/**
+ * What the media side reports about one call, timestamps in stream time (ms since its first frame).
+ * `detectedAt` is the wall-clock instant (epoch ms, sub-ms precision, see `epochNow`) the worker decided,
+ * so latency can be measured across threads.
+ */
 export type MediaEvent =
-  | { kind: 'speech_start'; atMs: number }
-  | { kind: 'speech_end'; atMs: number; durationMs: number }
+  | { kind: 'speech_start'; atMs: number; detectedAt?: number }
+  | { kind: 'speech_end'; atMs: number; durationMs: number; detectedAt?: number }
   | { kind: 'failed'; reason: 'worker_crashed' | 'error'; detail: string };
 
 /** One call's lane into the media engine. */
@@ -26,3 +30,6 @@ export interface MediaEngine {
   open(callId: string, opts: VadOptions, onEvent: (event: MediaEvent) => void): MediaChannel;
   close(): Promise<void>;
 }
+
+/** Epoch milliseconds with sub-millisecond precision, comparable across worker threads. */
+export const epochNow = (): number => performance.timeOrigin + performance.now();

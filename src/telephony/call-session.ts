@@ -3,7 +3,8 @@ import type { Agent } from '../agents/agents.schemas.js';
 import type { CallsService } from '../calls/calls.service.js';
 import type { CallEventBus } from '../calls/call-events.js';
 import type { EndReason } from '../calls/calls.table.js';
-import type { MediaChannel, MediaEngine, MediaEvent } from '../media/media-engine.js';
+import { epochNow, type MediaChannel, type MediaEngine, type MediaEvent } from '../media/media-engine.js';
+import type { CallLatencies } from './call-latency.js';
 import { OutboundAudio, FRAME_BYTES } from './media-stream/outbound-audio.js';
 import type { TwilioOutbound } from './media-stream/twilio-protocol.js';
 
@@ -13,6 +14,7 @@ export interface CallSessionDeps {
   events: CallEventBus;
   media: MediaEngine | null;
   log: FastifyBaseLogger;
+  latencies: CallLatencies;
   send(msg: TwilioOutbound): void;
   /** Closes the socket once the call has ended. */
   hangUp(code: number, reason: string): void;
@@ -46,6 +48,8 @@ export class CallSession {
   private readonly preroll: Uint8Array[] = [];
   private capture: Uint8Array[] | null = null;
   private marksSent = 0;
+  // When the worker detected the end of speech the next outbound frame answers (echo latency).
+  private answerPendingSince: number | null = null;
   /** Names of marks Twilio has echoed: the audio before them has been heard. */
   readonly heardMarks: string[] = [];
   /** Frames received from the caller. */
@@ -56,7 +60,7 @@ export class CallSession {
     readonly info: CallInfo,
     private readonly deps: CallSessionDeps,
   ) {
-    this.outbound = new OutboundAudio(info.streamSid, { send: deps.send });
+    this.outbound = new OutboundAudio(info.streamSid, { send: (m) => this.sendOut(m) });
   }
 
   /** Aborted when the call ends. */
@@ -123,12 +127,18 @@ export class CallSession {
     switch (e.kind) {
       case 'speech_start':
         this.publish({ type: 'call.speech_started', streamMs: e.atMs });
-        if (this.outbound.pending > 0 && this.info.agent?.interruption.enabled !== false) this.outbound.clear();
+        if (this.outbound.pending > 0 && this.info.agent?.interruption.enabled !== false) {
+          this.outbound.clear();
+          this.deps.latencies.bargeIn(epochNow() - (e.detectedAt ?? epochNow()));
+        }
         if (this.info.agent?.voice.provider === 'echo') this.capture = [...this.preroll];
         break;
       case 'speech_end':
         this.publish({ type: 'call.speech_stopped', streamMs: e.atMs, durationMs: e.durationMs });
-        if (this.capture) this.playEcho();
+        if (this.capture) {
+          this.answerPendingSince = e.detectedAt ?? epochNow();
+          this.playEcho();
+        }
         break;
       case 'failed':
         void this.end(e.reason === 'worker_crashed' ? 'worker_crashed' : 'error', e.detail);
@@ -138,6 +148,14 @@ export class CallSession {
         throw new Error(`unknown media event ${JSON.stringify(never)}`);
       }
     }
+  }
+
+  private sendOut(msg: TwilioOutbound): void {
+    if (msg.event === 'media' && this.answerPendingSince !== null) {
+      this.deps.latencies.echoOverhead(epochNow() - this.answerPendingSince);
+      this.answerPendingSince = null;
+    }
+    this.deps.send(msg);
   }
 
   private keepForEcho(frame: Uint8Array): void {

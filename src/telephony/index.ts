@@ -6,6 +6,7 @@ import type { MediaEngine } from '../media/media-engine.js';
 import type { CallSession } from './call-session.js';
 import { MAX_MESSAGE_BYTES } from './media-stream/twilio-protocol.js';
 import { mediaStreamRoutes } from './media-stream/route.js';
+import { CallLatencies } from './call-latency.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -17,6 +18,8 @@ declare module 'fastify' {
     callSessions: Map<string, CallSession>;
     /** Worker-thread media processing (VAD now, TTS later); null runs calls without it. */
     mediaEngine: MediaEngine | null;
+    /** Our own call-path latencies (Prometheus histograms plus recent samples). */
+    callLatencies: CallLatencies;
   }
 }
 
@@ -29,6 +32,7 @@ export const telephonyPlugin = fp(
     app.decorate('callEvents', events);
     app.decorate('callSessions', new Map<string, CallSession>());
     app.decorate('mediaEngine', opts.mediaEngine);
+    app.decorate('callLatencies', new CallLatencies(app.metrics));
     await app.register(websocket, { options: { maxPayload: MAX_MESSAGE_BYTES } });
     await app.register(mediaStreamRoutes);
     // Closing the app ends every live call with a reason before the database goes away.
@@ -37,5 +41,5 @@ export const telephonyPlugin = fp(
     });
     app.addHook('onClose', async () => events.close());
   },
-  { name: 'telephony', dependencies: ['db', 'rate-limit', 'agents'] },
+  { name: 'telephony', dependencies: ['db', 'rate-limit', 'agents', 'metrics'] },
 );

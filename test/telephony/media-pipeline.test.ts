@@ -73,6 +73,18 @@ describe('the media path: socket, worker pool and Silero VAD', () => {
     await client.closed;
   }, 30_000);
 
+  it('records how long the echo took to start, in its metrics', async () => {
+    const before = t.app.callLatencies.echoOverheadMs.values().length;
+    const { client } = await dial();
+    await client.speak(fixture('hello.ulaw'));
+    await client.waitFor((m) => m.event === 'media', 3000);
+    expect(t.app.callLatencies.echoOverheadMs.values().length).toBe(before + 1);
+    const metrics = await t.app.inject({ method: 'GET', url: '/metrics' });
+    expect(metrics.body).toMatch(/vocelio_echo_response_seconds_count \d+/);
+    client.stop();
+    await client.closed;
+  }, 30_000);
+
   it('stops playback at once with clear when the caller speaks over the echo', async () => {
     const { client } = await dial();
     await client.speak(fixture('hello.ulaw'));
@@ -83,8 +95,26 @@ describe('the media path: socket, worker pool and Silero VAD', () => {
     const clearedAt = client.clears[0]!;
     const sentAfterClear = client.received.filter((r) => r.msg.event === 'media' && r.at > clearedAt + 50);
     expect(sentAfterClear.length).toBeLessThan(5);
+    expect(t.app.callLatencies.bargeInMs.values().length).toBeGreaterThan(0);
     client.stop();
     await client.closed;
+  }, 30_000);
+
+  it('gives no new calls to a lagging worker', async () => {
+    const [laggy, healthy] = pool.workerIds();
+    pool.stallWorker(laggy!, 80, 3000);
+    const deadline = Date.now() + 5000;
+    while (pool.isHealthy(laggy!) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(pool.isHealthy(laggy!)).toBe(false);
+    const dialed = [await dial(), await dial(), await dial()];
+    for (const d of dialed) {
+      await new Promise((r) => setTimeout(r, 20));
+      expect(pool.workerOf(d.call.id)).toBe(healthy);
+    }
+    for (const d of dialed) {
+      d.client.stop();
+      await d.client.closed;
+    }
   }, 30_000);
 
   it('ends only the calls of a crashed worker, with the reason recorded, and replaces the worker', async () => {

@@ -82,6 +82,22 @@ export class MediaWorkerPool implements MediaEngine {
     };
   }
 
+  /** The id of the worker that carries `callId` (tests, diagnostics). */
+  workerOf(callId: string): number | undefined {
+    return this.slots.find((s) => s.calls.has(callId))?.id;
+  }
+
+  /** Ids of the workers, in pool order. */
+  workerIds(): number[] {
+    return this.slots.map((s) => s.id);
+  }
+
+  /** Test hook: makes worker `id` lag (blocks its event loop `ms` every 100 ms for `forMs`). */
+  stallWorker(id: number, ms: number, forMs: number): void {
+    const slot = this.slots.find((s) => s.id === id);
+    if (slot) this.post(slot, { kind: 'stall', ms, forMs });
+  }
+
   /** Test hook: crashes the worker that carries `callId`. */
   crashWorkerOf(callId: string): void {
     const slot = this.slots.find((s) => s.calls.has(callId));
@@ -92,6 +108,12 @@ export class MediaWorkerPool implements MediaEngine {
     this.closing = true;
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
     this.slots.length = 0;
+  }
+
+  /** Whether worker `id` currently takes new calls. */
+  isHealthy(id: number): boolean {
+    const slot = this.slots.find((s) => s.id === id);
+    return slot !== undefined && slot.lagP99Ms <= this.maxLagMs;
   }
 
   // Least-loaded among the healthy; if every worker lags, still the least loaded: refusing the call would be worse.

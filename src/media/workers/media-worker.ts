@@ -6,6 +6,7 @@ import { mulawToPcm16 } from '../audio/mulaw.js';
 import { loadSileroModel, type SileroModel } from '../vad/silero-model.js';
 import { SileroVadStream } from '../vad/silero-vad.js';
 import type { FromWorker, ToWorker } from './protocol.js';
+import { epochNow } from '../media-engine.js';
 
 const port = parentPort;
 if (!port) throw new Error('media-worker must run in a worker thread');
@@ -35,7 +36,9 @@ async function onFrame(callId: string, mulaw: Uint8Array): Promise<void> {
   const events = await stream.push(samples);
   vadTimeMs += performance.now() - t0;
   vadCount++;
-  for (const event of events) send({ kind: 'event', callId, event });
+  if (events.length === 0) return;
+  const detectedAt = epochNow();
+  for (const event of events) send({ kind: 'event', callId, event: { ...event, detectedAt } });
 }
 
 function onMessage(m: ToWorker): void {
@@ -52,6 +55,18 @@ function onMessage(m: ToWorker): void {
     case 'close':
       streams.delete(m.callId);
       break;
+    case 'stall': {
+      const until = Date.now() + m.forMs;
+      const block = () => {
+        const end = Date.now() + m.ms;
+        while (Date.now() < end) {
+          // busy on purpose: this is what a lagging worker looks like
+        }
+        if (Date.now() < until) setTimeout(block, 100);
+      };
+      block();
+      break;
+    }
     case 'crash':
       setImmediate(() => {
         throw new Error('crash requested');

@@ -6,7 +6,9 @@ export type ToWorker =
   | { kind: 'frame'; callId: string; mulaw: Uint8Array }
   | { kind: 'close'; callId: string }
   /** Test hook: makes the worker throw, to prove crash recovery. */
-  | { kind: 'crash' };
+  | { kind: 'crash' }
+  /** Test hook: blocks the worker's event loop for `ms` every 100 ms for `forMs`, to prove lag handling. */
+  | { kind: 'stall'; ms: number; forMs: number };
 
 /** Media worker -> main thread. */
 export type FromWorker =

@@ -76,6 +76,7 @@ export async function mediaStreamRoutes(app: FastifyInstance): Promise<void> {
           calls: app.calls,
           events: app.callEvents,
           media: app.mediaEngine,
+          latencies: app.callLatencies,
           log: log.child({ callId: call.id }),
           send: (out) => {
             if (socket.readyState === socket.OPEN) socket.send(encodeTwilioMessage(out));
@@ -84,10 +85,14 @@ export async function mediaStreamRoutes(app: FastifyInstance): Promise<void> {
             state = 'closed';
             if (socket.readyState === socket.OPEN) socket.close(code, reason);
           },
-          onEnded: (s) => app.callSessions.delete(s.info.callId),
+          onEnded: (s) => {
+            app.callSessions.delete(s.info.callId);
+            app.callLatencies.liveCalls.set(app.callSessions.size);
+          },
         },
       );
       app.callSessions.set(call.id, session);
+      app.callLatencies.liveCalls.set(app.callSessions.size);
       session.start();
       state = 'live';
       for (const m of early.splice(0)) dispatch(m);

@@ -1,0 +1,54 @@
+import { Gauge, Histogram, type Registry } from 'prom-client';
+
+/** The last `capacity` samples of one latency, for benchmarks and diagnostics (bounded: it runs in production). */
+export class LatencyReservoir {
+  private readonly samples: number[] = [];
+  private next = 0;
+
+  constructor(private readonly capacity = 10_000) {}
+
+  add(ms: number): void {
+    if (this.samples.length < this.capacity) this.samples.push(ms);
+    else this.samples[this.next] = ms;
+    this.next = (this.next + 1) % this.capacity;
+  }
+
+  /** A copy of the kept samples, in no particular order. */
+  values(): number[] {
+    return [...this.samples];
+  }
+
+  reset(): void {
+    this.samples.length = 0;
+    this.next = 0;
+  }
+}
+
+/** Our own latencies on the call path, measured from the instant the worker decided (cross-thread clock). */
+export class CallLatencies {
+  /** VAD end of speech -> first echoed frame sent (echo mode). */
+  readonly echoOverheadMs = new LatencyReservoir();
+  /** VAD speech onset -> `clear` sent, when the caller talks over the agent. */
+  readonly bargeInMs = new LatencyReservoir();
+  private readonly echoHist: Histogram;
+  private readonly bargeHist: Histogram;
+  /** Live calls on this node. */
+  readonly liveCalls: Gauge;
+
+  constructor(registry: Registry) {
+    const buckets = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25];
+    this.echoHist = new Histogram({ name: 'vocelio_echo_response_seconds', help: 'VAD end of speech to first echoed frame sent', buckets, registers: [registry] });
+    this.bargeHist = new Histogram({ name: 'vocelio_barge_in_seconds', help: 'VAD speech onset to clear sent', buckets, registers: [registry] });
+    this.liveCalls = new Gauge({ name: 'vocelio_live_calls', help: 'calls whose media socket this node holds', registers: [registry] });
+  }
+
+  echoOverhead(ms: number): void {
+    this.echoOverheadMs.add(ms);
+    this.echoHist.observe(ms / 1000);
+  }
+
+  bargeIn(ms: number): void {
+    this.bargeInMs.add(ms);
+    this.bargeHist.observe(ms / 1000);
+  }
+}
