@@ -20,6 +20,7 @@ import { organizationsPlugin, memberRoutes, meRoutes } from './organizations/ind
 import { authServicesPlugin, apiKeyRoutes, sessionRoutes } from './auth/index.js';
 import { agentsPlugin, agentRoutes } from './agents/index.js';
 import { telephonyPlugin } from './telephony/index.js';
+import { testCallRoutes } from './calls/routes.js';
 import type { MediaEngine } from './media/media-engine.js';
 
 /** The product version, shown in OpenAPI and logs. */
@@ -121,6 +122,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       await v1.register(v1GuardPlugin, { rateLimitPerMinute: config.rateLimitPerMinute });
       await v1.register(meRoutes, { prefix: '/me' });
       await v1.register(agentRoutes, { prefix: '/agents' });
+      await v1.register(testCallRoutes, { prefix: '/agents' });
       await v1.register(apiKeyRoutes, { prefix: '/api-keys' });
       await v1.register(memberRoutes, { prefix: '/members' });
       await v1.register(auditRoutes, { prefix: '/audit-log' });

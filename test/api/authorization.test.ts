@@ -20,6 +20,7 @@ const REQUIRED_ROLE: Record<string, Role> = {
   'GET /v1/agents/{id}': 'viewer',
   'PATCH /v1/agents/{id}': 'member',
   'DELETE /v1/agents/{id}': 'member',
+  'POST /v1/agents/{id}/test-calls': 'member',
   'GET /v1/api-keys': 'admin',
   'POST /v1/api-keys': 'admin',
   'GET /v1/api-keys/{id}': 'admin',

@@ -68,6 +68,7 @@ describe('tenant isolation', () => {
     { action: 'read an agent', method: 'GET', url: (r) => `/v1/agents/${r.agentId}`, reads: 'agent' },
     { action: 'update an agent', method: 'PATCH', url: (r) => `/v1/agents/${r.agentId}`, payload: { name: 'hijacked', systemPrompt: '' }, reads: 'agent' },
     { action: 'delete an agent', method: 'DELETE', url: (r) => `/v1/agents/${r.agentId}`, reads: 'agent' },
+    { action: 'start a test call to an agent', method: 'POST', url: (r) => `/v1/agents/${r.agentId}/test-calls`, reads: 'agent' },
     { action: 'read an API key', method: 'GET', url: (r) => `/v1/api-keys/${r.apiKeyId}`, reads: 'apiKey' },
     { action: 'revoke an API key', method: 'DELETE', url: (r) => `/v1/api-keys/${r.apiKeyId}`, reads: 'apiKey' },
     { action: "change a member's role", method: 'PATCH', url: (r) => `/v1/members/${r.memberId}`, payload: { role: 'owner' }, reads: 'member' },

@@ -41,6 +41,20 @@ describe('the Twilio media stream socket', () => {
     await client.closed;
   });
 
+  it('opens a session from a test call started through the API', async () => {
+    const agent = (await t.as(org.keys.member, { method: 'POST', url: '/v1/agents', payload: { name: 'Tester' } })).json<{ id: string }>();
+    const res = await t.as(org.keys.member, { method: 'POST', url: `/v1/agents/${agent.id}/test-calls` });
+    expect(res.statusCode).toBe(201);
+    const { callId, token, streamUrl } = res.json<{ callId: string; token: string; streamUrl: string }>();
+    expect(streamUrl).toBe('wss://vocelio.test/twilio/media');
+    const client = new TwilioStreamClient({ url, customParameters: { token } });
+    await client.connect();
+    await until(() => t.app.callSessions.has(callId));
+    expect((await stored(callId)).agentId).toBe(agent.id);
+    client.stop();
+    await client.closed;
+  });
+
   it('closes the call record with stream_stopped when Twilio sends stop', async () => {
     const { call, token } = await newCall();
     const client = new TwilioStreamClient({ url, customParameters: { token } });

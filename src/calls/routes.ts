@@ -1,0 +1,29 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { IdParams, IdString, Timestamp, errorResponses } from '../shared/schemas.js';
+import { STREAM_TOKEN_TTL_MS } from './calls.service.js';
+
+const TestCall = Type.Object({
+  callId: IdString('call'),
+  streamUrl: Type.String({ description: 'the Media Streams WebSocket URL, as Twilio would open it' }),
+  token: Type.String({ description: 'single-use stream token: send it as start.customParameters.token' }),
+  expiresAt: Timestamp,
+});
+
+/**
+ * `POST /v1/agents/:id/test-calls`: a call with no phone network, for the simulator (`vocelio simulate`)
+ * and for trying an agent out. The caller then speaks Twilio's Media Streams protocol itself.
+ */
+export const testCallRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.post('/:id/test-calls', {
+    schema: { summary: 'Start a test call to an agent over the Media Streams socket', tags: ['calls'], params: IdParams('agt'), response: { 201: TestCall, ...errorResponses(400, 401, 403, 404, 429) } },
+    config: { access: { resource: 'calls', role: 'member' } },
+  }, async (req, reply) => {
+    const { organizationId } = req.auth!;
+    const agent = await app.agents.get(organizationId, req.params.id);
+    const call = await app.calls.create(organizationId, { agentId: agent.id, direction: 'inbound', fromNumber: 'simulator', toNumber: 'simulator' });
+    const token = await app.calls.issueStreamToken(call);
+    const streamUrl = `${app.config.publicUrl.replace(/^http/, 'ws')}/twilio/media`;
+    return reply.code(201).send({ callId: call.id, streamUrl, token, expiresAt: new Date(Date.now() + STREAM_TOKEN_TTL_MS).toISOString() });
+  });
+};
