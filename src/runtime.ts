@@ -5,7 +5,8 @@ import { createJobQueue } from './queue/create-queue.js';
 import type { Consumer, JobQueue } from './queue/queue.js';
 import { AuditService } from './audit/audit.service.js';
 import { SessionsService } from './auth/sessions.service.js';
-import { consumeMaintenance, schedulePurgeSessions } from './auth/jobs.js';
+import { consumeMaintenance, schedulePurge } from './maintenance/jobs.js';
+import { CallsService } from './calls/calls.service.js';
 
 /** The long-lived resources a `vocelio` process holds, opened in order and closed in reverse. */
 export interface Runtime {
@@ -36,8 +37,15 @@ export async function openRuntime(config: Config, opts: { migrate: boolean } = {
 
 /** Starts every job consumer this build has; `vocelio worker` runs them, and so does the embedded `serve`. */
 export async function startConsumers(runtime: Runtime, config: Config, log: (msg: string) => void): Promise<Consumer[]> {
-  const sessions = new SessionsService(runtime.database.db, new AuditService(runtime.database.db), config.sessionTtlHours);
-  const consumers = [consumeMaintenance(runtime.queue, sessions, log)];
-  await schedulePurgeSessions(runtime.queue);
+  const db = runtime.database.db;
+  const sessions = new SessionsService(db, new AuditService(db), config.sessionTtlHours);
+  const calls = new CallsService(db);
+  const consumers = [
+    consumeMaintenance(runtime.queue, [
+      { name: 'sessions', purge: () => sessions.purgeExpired() },
+      { name: 'stream tokens', purge: () => calls.purgeStreamTokens() },
+    ], log),
+  ];
+  await schedulePurge(runtime.queue);
   return consumers;
 }

@@ -39,6 +39,9 @@ export class MediaWorkerPool implements MediaEngine {
   private readonly slots: Slot[] = [];
   private nextId = 0;
   private closing = false;
+  // Consecutive exits of workers that never became ready: a model that cannot load must not respawn in a tight loop.
+  private failedStarts = 0;
+  private readonly respawnTimers = new Set<NodeJS.Timeout>();
   private readonly maxLagMs: number;
 
   private constructor(private readonly opts: MediaWorkerPoolOptions) {
@@ -106,6 +109,7 @@ export class MediaWorkerPool implements MediaEngine {
 
   async close(): Promise<void> {
     this.closing = true;
+    for (const timer of this.respawnTimers) clearTimeout(timer);
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
     this.slots.length = 0;
   }
@@ -131,6 +135,7 @@ export class MediaWorkerPool implements MediaEngine {
 
   private spawn(): Slot {
     const worker = startWorker(siblingModule(import.meta.url, 'media-worker'));
+    let slotReady = false;
     let markReady!: () => void;
     let failReady!: (err: Error) => void;
     const slot: Slot = {
@@ -147,6 +152,8 @@ export class MediaWorkerPool implements MediaEngine {
     worker.on('message', (m: FromWorker) => {
       switch (m.kind) {
         case 'ready':
+          slotReady = true;
+          this.failedStarts = 0;
           markReady();
           break;
         case 'event':
@@ -173,10 +180,24 @@ export class MediaWorkerPool implements MediaEngine {
       if (i !== -1) this.slots.splice(i, 1);
       // Only this worker's calls end; the others never notice.
       for (const handler of orphans) handler({ kind: 'failed', reason: 'worker_crashed', detail: `media worker exited with code ${code}` });
-      if (!this.closing) {
+      if (this.closing) return;
+      if (!slotReady) this.failedStarts++;
+      // 0 s after a crash of a working worker; 1, 2, 4 ... 30 s while new workers keep failing to start.
+      const delay = this.failedStarts === 0 ? 0 : Math.min(30_000, 1000 * 2 ** (this.failedStarts - 1));
+      const respawn = () => {
+        if (this.closing) return;
         const replacement = this.spawn();
         this.slots.push(replacement);
         replacement.ready.catch((err: Error) => this.opts.onLog?.(err.message));
+      };
+      if (delay === 0) respawn();
+      else {
+        this.opts.onLog?.(`media worker failed to start; retrying in ${delay / 1000} s`);
+        const timer = setTimeout(() => {
+          this.respawnTimers.delete(timer);
+          respawn();
+        }, delay);
+        this.respawnTimers.add(timer);
       }
     });
     return slot;
