@@ -33,12 +33,13 @@ export const telephonyPlugin = fp(
     app.decorate('callSessions', new Map<string, CallSession>());
     app.decorate('mediaEngine', opts.mediaEngine);
     app.decorate('callLatencies', new CallLatencies(app.metrics));
-    await app.register(websocket, { options: { maxPayload: MAX_MESSAGE_BYTES } });
-    await app.register(mediaStreamRoutes);
-    // Closing the app ends every live call with a reason before the database goes away.
+    // Closing the app ends every live call with a reason before the database goes away. Added before
+    // the websocket plugin so it runs before that plugin's own preClose drops every socket unannounced.
     app.addHook('preClose', async () => {
       await Promise.all([...app.callSessions.values()].map((s) => s.end('server_shutdown')));
     });
+    await app.register(websocket, { options: { maxPayload: MAX_MESSAGE_BYTES } });
+    await app.register(mediaStreamRoutes);
     app.addHook('onClose', async () => events.close());
   },
   { name: 'telephony', dependencies: ['db', 'rate-limit', 'agents', 'metrics'] },
