@@ -5,7 +5,8 @@ import { runWorker } from './worker.js';
 import { runMigrate } from './migrate.js';
 import { runBootstrap } from './bootstrap.js';
 import { runKeys } from './keys.js';
-import { UsageError } from './args.js';
+import { runSimulate } from './simulate.js';
+import { CommandError, UsageError } from './args.js';
 
 const HELP = `vocelio ${VERSION}: voice AI agents on the phone
 
@@ -20,6 +21,11 @@ Commands:
   keys         manage API keys: keys list --org <org_id>
                  keys create --org <org_id> --name <name> [--role member] [--scope <scope>]...
                  keys revoke <key_id> --org <org_id>
+  simulate     call an agent without a phone: plays Twilio's side of a call from a script
+                 --agent <agt_id> [--url http://localhost:3000] [--key vk_... | VOCELIO_API_KEY]
+                 steps, in order: --say <file.wav|.ulaw> [--barge-in <ms>] [--no-wait]
+                                  --pause <ms>  --dtmf <keys>  --wait
+                 or --script <steps.json>; [--record agent.wav] [--json] [--reply-timeout <ms>]
   help         this text
 
 Configuration comes from environment variables (and ./.env); see README.md.
@@ -29,6 +35,7 @@ Configuration comes from environment variables (and ./.env); see README.md.
 function fail(err: unknown): never {
   if (err instanceof ConfigError) console.error(`vocelio: configuration error: ${err.message}`);
   else if (err instanceof UsageError) console.error(`vocelio: ${err.message}\nRun "vocelio help" for usage.`);
+  else if (err instanceof CommandError) console.error(`vocelio: ${err.message}`);
   else console.error(`vocelio: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   process.exit(err instanceof UsageError ? 2 : 1);
 }
@@ -44,6 +51,8 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   loadDotenv();
+  // A client of a running server: it needs none of the server's configuration.
+  if (command === 'simulate') return runSimulate(rest);
   const config: Config = loadConfig();
   switch (command) {
     case 'serve':

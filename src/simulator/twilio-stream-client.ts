@@ -12,7 +12,17 @@ export interface StreamClientOptions {
   customParameters: Record<string, string>;
   callSid?: string;
   accountSid?: string;
+  /** Observes the stream as it happens, in order (the simulator's turn accounting). */
+  onEvent?: (event: StreamClientEvent) => void;
 }
+
+/** Something that happened on the Twilio side; `at` is ms since the client was created. */
+export type StreamClientEvent =
+  | { type: 'received'; at: number; msg: TwilioOutbound }
+  /** One 20 ms frame of the agent's audio started playing. */
+  | { type: 'played'; at: number; frame: Buffer }
+  /** A mark went back to the server: playback reached it, or a `clear` dropped the audio before it. */
+  | { type: 'mark_echoed'; at: number; name: string; cleared: boolean };
 
 const sid = (prefix: string) => `${prefix}${randomBytes(16).toString('hex')}`;
 
@@ -153,7 +163,9 @@ export class TwilioStreamClient {
 
   private onMessage(text: string): void {
     const msg = JSON.parse(text) as TwilioOutbound;
-    this.received.push({ at: this.now(), msg });
+    const at = this.now();
+    this.received.push({ at, msg });
+    this.opts.onEvent?.({ type: 'received', at, msg });
     switch (msg.event) {
       case 'media':
         this.playQueue.push({ kind: 'audio', frame: Buffer.from(msg.media.payload, 'base64') });
@@ -167,14 +179,15 @@ export class TwilioStreamClient {
         this.clears.push(this.now());
         const marks = this.playQueue.filter((i): i is { kind: 'mark'; name: string } => i.kind === 'mark');
         this.playQueue.length = 0;
-        for (const m of marks) this.echoMark(m.name);
+        for (const m of marks) this.echoMark(m.name, true);
         break;
       }
     }
   }
 
-  private echoMark(name: string): void {
+  private echoMark(name: string, cleared = false): void {
     this.sendJson({ event: 'mark', sequenceNumber: String(++this.seq), streamSid: this.streamSid, mark: { name } });
+    this.opts.onEvent?.({ type: 'mark_echoed', at: this.now(), name, cleared });
   }
 
   // Plays one frame per 20 ms; marks at the head of the queue are echoed as soon as playback reaches them.
@@ -185,7 +198,10 @@ export class TwilioStreamClient {
       while (this.playQueue[0]?.kind === 'mark') this.echoMark((this.playQueue.shift() as { name: string }).name);
       const next = this.playQueue.shift();
       if (!next) return;
-      if (next.kind === 'audio') this.played.push(next.frame);
+      if (next.kind === 'audio') {
+        this.played.push(next.frame);
+        this.opts.onEvent?.({ type: 'played', at: this.now(), frame: next.frame });
+      }
       this.playTimer = setTimeout(tick, FRAME_MS);
     };
     tick();
