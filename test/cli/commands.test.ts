@@ -4,8 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freshPostgresUrl } from '../helpers/database.js';
+import { BIN } from '../helpers/cli.js';
 
-const BIN = join(import.meta.dirname, '../../bin/vocelio.js');
 
 interface Run {
   code: number | null;

@@ -1,50 +1,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-
-const BIN = join(import.meta.dirname, '../../bin/vocelio.js');
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
-/** Starts `vocelio serve` the way a new user does: no configuration but a data dir and a port. */
-function serve(dataDir: string, port: number): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  // The embedded default: no DATABASE_URL or REDIS_URL even when the test run has them.
-  const { DATABASE_URL: _d, REDIS_URL: _r, ...env } = process.env;
-  const child = spawn(process.execPath, [BIN, 'serve'], {
-    env: { ...env, NODE_ENV: 'production', DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: 'warn', VOCELIO_FROM_SOURCE: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, output: () => out, exited };
-}
-
-async function waitForHealth(port: number, timeoutMs: number): Promise<number> {
-  const start = Date.now();
-  while (Date.now() - start < timeoutMs) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/health`);
-      if (res.ok) return Date.now() - start;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`no /health within ${timeoutMs} ms`);
-}
+import { BIN, freePort, serve, waitForHealth } from '../helpers/cli.js';
 
 describe('vocelio serve on the embedded default', () => {
   const dataDir = join(mkdtempSync(join(tmpdir(), 'vocelio-cli-')), 'data');

@@ -1,36 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseWav } from '../../src/simulator/wav.js';
+import { BIN, freePort, serve, type ServeProcess } from '../helpers/cli.js';
 
-const BIN = join(import.meta.dirname, '../../bin/vocelio.js');
 const HELLO = join(import.meta.dirname, '../fixtures/audio/hello.ulaw');
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
-/** The embedded default, as `npm start` runs it: only a data dir and a port. */
-function serve(dataDir: string, port: number): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const { DATABASE_URL: _d, REDIS_URL: _r, ...env } = process.env;
-  const child = spawn(process.execPath, [BIN, 'serve'], {
-    env: { ...env, DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: 'warn', VOCELIO_FROM_SOURCE: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  return { child, output: () => out, exited: new Promise((resolve) => child.on('exit', resolve)) };
-}
 
 /** Runs `vocelio simulate ...` to completion, as a user at a shell would. */
 function simulate(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -45,7 +21,7 @@ function simulate(args: string[], env: Record<string, string> = {}): Promise<{ c
 
 describe('vocelio simulate against vocelio serve', () => {
   const dir = mkdtempSync(join(tmpdir(), 'vocelio-simulate-'));
-  let server: ReturnType<typeof serve>;
+  let server: ServeProcess;
   let url = '';
   let apiKey = '';
   let agentId = '';

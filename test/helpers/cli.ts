@@ -1,0 +1,52 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+
+/** The `vocelio` binary of this checkout. */
+export const BIN = join(import.meta.dirname, '../../bin/vocelio.js');
+
+/** A TCP port nothing listens on right now. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+/** A running `vocelio serve` child process. */
+export interface ServeProcess {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+/**
+ * Starts `vocelio serve` the way a new user does: the embedded default (no DATABASE_URL or REDIS_URL, even
+ * when the test run has them), only a data dir and a port.
+ */
+export function serve(dataDir: string, port: number): ServeProcess {
+  const { DATABASE_URL: _d, REDIS_URL: _r, ...env } = process.env;
+  const child = spawn(process.execPath, [BIN, 'serve'], {
+    env: { ...env, NODE_ENV: 'production', DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: 'warn', VOCELIO_FROM_SOURCE: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, output: () => out, exited };
+}
+
+/** Waits until `/health` answers 200; returns how long that took. */
+export async function waitForHealth(port: number, timeoutMs: number): Promise<number> {
+  const start = Date.now();
+  while (Date.now() - start < timeoutMs) {
+    const ok = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false);
+    if (ok) return Date.now() - start;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no /health within ${timeoutMs} ms`);
+}
