@@ -2,8 +2,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '../src/config.js';
 import { buildApp } from '../src/app.js';
+import { MediaWorkerPool } from '../src/media/workers/media-worker-pool.js';
 import { openRuntime, startConsumers } from '../src/runtime.js';
 import { bootstrapOrganization } from '../src/organizations/bootstrap.js';
 import { createScratchDatabase } from './scratch-database.js';
@@ -22,10 +24,15 @@ export interface Backends {
 /** The real app, listening on a loopback port, with one organization and some agents. */
 export interface BenchServer {
   baseUrl: string;
+  /** The app itself, for what the benchmark reads in-process (call latencies, live sessions). */
+  app: FastifyInstance;
+  organizationId: string;
   ownerKey: string;
   agentIds: string[];
   backends: Backends;
-  /** Closes the app, consumers and runtime, drops the scratch database and removes the temp dir. */
+  /** The media worker pool, when the options asked for one. */
+  pool: MediaWorkerPool | null;
+  /** Closes the app, the pool, consumers and runtime, drops the scratch database and removes the temp dir. */
   close(): Promise<void>;
 }
 
@@ -34,6 +41,8 @@ export interface BenchServerOptions {
   databaseUrl?: string;
   redisUrl?: string;
   agents: number;
+  /** Start a media worker pool, as `vocelio serve` does (size: default cores - 1); omitted: no media engine. */
+  media?: { workers?: number };
   log(msg: string): void;
 }
 
@@ -87,7 +96,14 @@ export async function startBenchServer(opts: BenchServerOptions): Promise<BenchS
     const embedded = !config.databaseUrl || !config.redisUrl;
     const runtime = await openRuntime(config);
     cleanup.add('close runtime', () => runtime.close());
-    const app = await buildApp(config, { database: runtime.database, queue: runtime.queue });
+    let pool: MediaWorkerPool | null = null;
+    if (opts.media) {
+      pool = await MediaWorkerPool.start({ size: opts.media.workers, onLog: opts.log });
+      const started = pool;
+      // Added before the app, so it closes after it: closing the app ends the live calls first, as serve does.
+      cleanup.add('close media worker pool', () => started.close());
+    }
+    const app = await buildApp(config, { database: runtime.database, queue: runtime.queue, ...(pool ? { mediaEngine: pool } : {}) });
     cleanup.add('close app', () => app.close());
 
     const boot = await bootstrapOrganization(app, { organizationName: 'Benchmark organization', email: config.bootstrapEmail });
@@ -111,6 +127,8 @@ export async function startBenchServer(opts: BenchServerOptions): Promise<BenchS
 
     return {
       baseUrl: `http://127.0.0.1:${port}`,
+      app,
+      organizationId: boot.organization.id,
       ownerKey: boot.apiKey.secret,
       agentIds,
       backends: {
@@ -120,6 +138,7 @@ export async function startBenchServer(opts: BenchServerOptions): Promise<BenchS
         rateLimiter: app.rateLimiter.backend,
         consumersInProcess: embedded,
       },
+      pool,
       close: () => cleanup.run(opts.log),
     };
   } catch (err) {

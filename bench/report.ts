@@ -76,7 +76,7 @@ function rows(a: ApiRun): Array<[string, LatencySummary]> {
 
 /** What the API figure means against the budget, in one sentence. */
 export function budgetVerdict(a: ApiRun): string {
-  const caveat = 'no calls are live during this run (the call benchmark is not written yet), so this is the API-only figure';
+  const caveat = 'no calls are live during this run (the call benchmark measures calls on their own), so this is the API-only figure';
   if (a.interrupted) return `run interrupted; not compared with the budget (${caveat})`;
   if (a.rate !== API_BUDGET.rate) {
     return `budget is stated at ${API_BUDGET.rate} req/s; this run used ${a.rate} req/s, so it is not a budget check (${caveat})`;
@@ -173,34 +173,108 @@ of the same machine only, and look at the machine line of each section.
 ## How to run
 
 \`\`\`sh
-npm run bench                                   # embedded default: PGlite + in-process queue
-DATABASE_URL=postgres://... REDIS_URL=redis://... npm run bench   # PostgreSQL + BullMQ/Redis
-npm run bench -- --rate 1000 --duration 30      # other load (default 500 req/s for 10 s)
-npm run bench -- --json                         # one JSON object on stdout; progress on stderr
-npm run bench -- --write                        # also record the run in this file
+npm run bench                                   # calls: 1, 10, 50, 100 concurrent echo calls (embedded: PGlite + in-process queue)
+npm run bench -- --calls 50 --json              # one level; one JSON object on stdout (use \`npm run -s\` to drop npm's banner)
+npm run bench -- --workers 2 --duration 60      # media worker threads (default cores - 1), seconds measured per level (default 30)
+npm run bench -- --api                          # the HTTP API under open-loop load (default 500 req/s for 10 s)
+npm run bench -- --api --rate 1000 --duration 30
+DATABASE_URL=postgres://... REDIS_URL=redis://... npm run bench   # PostgreSQL + BullMQ/Redis, either benchmark
+npm run bench -- --write                        # also record the run in this file (either benchmark)
 \`\`\`
 
-\`bench/run.ts\` builds the real app in-process the way \`vocelio serve\` does (migrations, bootstrap of an
-organization and owner key, job consumers when embedded), listens on 127.0.0.1, and seeds 50 agents. A
-worker thread then drives it over real keep-alive HTTP connections with an **open-loop** generator: request
-*i* is due at *start + i/rate* whatever the server does, and its latency runs from that due time, so a
-stalled server shows up as latency instead of as fewer requests (no coordinated omission). The mix is 80 %
-\`GET /v1/agents?limit=20\`, 10 % \`GET /v1/agents/:id\`, 10 % \`POST /v1/agents\`, all with the owner's API
-key. The first 2 s are warm-up and not counted. Any non-2xx, network error or timeout is an error.
-Event-loop delay is measured on the server's thread only (\`monitorEventLoopDelay\`, 10 ms resolution, the
-resolution itself subtracted); the generator's thread does not count.
+Progress goes to stderr; stdout carries only the result. Both benchmarks build the real app in-process the
+way \`vocelio serve\` does (migrations, bootstrap of an organization and owner key, job consumers when
+embedded) and listen on 127.0.0.1. With \`DATABASE_URL\` each server gets a scratch database
+\`vocelio_bench_<random>\` on that server, dropped at the end, so the database named in the URL is never
+written. With \`REDIS_URL\` the only keys left behind are rate-limit counters, which expire within about a
+minute. \`--write\` replaces the section of the same kind (backends and rate; backends, levels and worker
+count), or appends a new one. API sections recorded before the call benchmark existed show
+\`npm run bench -- --write\`; that command is now \`npm run bench -- --api --write\`.
 
-With \`DATABASE_URL\` the run creates a scratch database \`vocelio_bench_<random>\` on that server and drops
-it at the end, so the database named in the URL is never written. With \`REDIS_URL\` the only keys left
-behind are rate-limit counters, which expire within about a minute.
+### The call benchmark (default)
 
-\`--write\` replaces the section of the same backends and rate, or appends a new one.
+\`bench/call-bench.ts\` runs each level on a **fresh server** (its own database, worker pool and sockets, in
+the same process) with a real \`MediaWorkerPool\` (cores - 1 threads unless \`--workers\`), Silero VAD, and one agent in echo
+mode (\`voice: echo\`: each caller utterance is played back once VAD ends it). The server process creates N
+calls and N single-use stream tokens, then forks the **callers as a child process** (\`bench/call-callers.ts\`).
+A child process rather than a worker thread, because CPU time (\`process.cpuUsage\`) and RSS are per
+process: callers in the same process would count as server CPU and memory, and their 20 ms timers would
+share its event loop. The callers still share the machine's cores with the server, so their CPU use and own
+event-loop delay are reported alongside.
+
+Each caller is Twilio's side of one Media Stream (\`src/simulator/twilio-stream-client.ts\`, connected to
+\`/twilio/media\` with its own token) and sends a 20 ms mu-law frame every 20 ms on its own clock, as Twilio
+does. It says one of the two sentences of \`test/fixtures/audio/two-utterances.ulaw\` (cut in the pause
+between them; each about 2 s of speech in about 3 s of audio), keeps sending silence while the echo comes
+back, waits 300 ms after the reply's mark, and says the other sentence, until the deadline: one reply
+every 5-6 s per call. Callers start over the first second (caller *i* at *i/N* s), so their frames do not
+arrive in step; measuring starts once all of them are streaming and lasts \`--duration\` seconds.
+
+What each figure means:
+
+- **echo overhead** (\`overheadMs\`, alias \`echoOverheadMs\`): from the instant the media worker's VAD decided
+  the caller's speech had ended to the instant the main thread sent the first echoed frame
+  (\`app.callLatencies.echoOverheadMs\`, reset at the start of the window): the thread hop, the session's
+  handling and the first send. Our own overhead: no STT/LLM/TTS provider is involved.
+- **server event-loop delay**: \`monitorEventLoopDelay\` on the server's main thread (10 ms resolution, the
+  resolution itself subtracted), over the measured window. The media workers and the callers do not count.
+- **media worker lag**: each worker's own event-loop delay p99 over the last second, as the pool reports
+  it (\`stats().maxLagP99Ms\`, worst worker), sampled every second; the worst second and the mean. The pool
+  gives no new calls to a worker above 20 ms while another is under it (with one worker there is no other).
+- **CPU per call**: (server process CPU over the window - the same server's CPU while idle) / N, in % of
+  one core. The server process is the main thread, the media workers and the native threads.
+- **memory per call**: (mean RSS during the window - idle RSS) / N, the idle RSS being the mean of the
+  figures taken before the calls connected and after they hung up, which cancels a steady drift. The
+  process's RSS moves by tens of MB on its own (it keeps giving memory back for a while after start-up), so
+  below about 10 calls the figure is noise. "main heap" is the main thread's JS heap after a forced GC,
+  with the calls live vs idle.
+- **VAD cost**: the media workers' busy time (their event-loop utilization, read from the parent) per
+  caller frame processed, over the window; nearly all of it is Silero. "per 32 ms window" is that x 1.6 (a
+  20 ms frame is 0.625 of a Silero window at 8 kHz). The pool's own \`stats().vadMeanMs\` is shown too, as
+  "VAD push -> result": it times each frame from push to result, so it includes waiting behind other
+  calls' windows on the same worker and grows with load; it is a latency, not a cost.
+- **dropped frames** (\`droppedFrames\`): echo mode plays the caller's frames back byte for byte, so every
+  echoed frame is located in the utterance it answers. Dropped = frames missing between two echoed frames
+  that did arrive (the reply jumps ahead in the utterance), plus inbound frames the callers sent that the
+  server's sessions never counted ("inbound lost"). "corrupt" = echoed frames that match nothing the caller
+  said or arrive out of order.
+- **late frames** (\`lateFrames\`): the callers play each reply in real time from its first frame, so frame
+  *k* of a reply plays *20 k* ms after the first arrived; a frame that arrives after its play-out time is
+  late (a real caller hears a gap). The server sends up to 100 ms ahead of real time, so a frame is late
+  only if a stall ate that lead. Also shown: inter-arrival gaps over 60 ms within a reply, and the largest gap.
+- **replies**: utterances spoken to the end; replies played to their mark; utterances still without any
+  reply 10 s after they ended (missed); complete replies lacking more than 100 ms of the utterance's speech
+  at either end (short); replies that started before the utterance's last speech frame was even sent (VAD
+  ended the turn at a pause: split); \`clear\` messages received (barge-in). With these fixtures, all but
+  "utterances" and "replies" should be 0.
+- **caller-heard turn**: the caller's view, from sending its last speech frame to receiving the first
+  echoed frame; it includes the 400 ms of silence VAD waits for before ending a turn, and the VAD window.
+- **other work on the machine**: CPU time of all cores over the window minus the server's and the
+  callers' (\`os.cpus()\`), and the 1-minute load average. Above 15 % of a core the level is flagged as
+  possibly disturbed; rerun it on a quiet machine.
+
+### The API benchmark (\`--api\`)
+
+\`bench/api-bench.ts\` seeds 50 agents, then a worker thread drives the app over real keep-alive HTTP
+connections with an **open-loop** generator: request *i* is due at *start + i/rate* whatever the server
+does, and its latency runs from that due time, so a stalled server shows up as latency instead of as fewer
+requests (no coordinated omission). The mix is 80 % \`GET /v1/agents?limit=20\`, 10 % \`GET /v1/agents/:id\`,
+10 % \`POST /v1/agents\`, all with the owner's API key. The first 2 s are warm-up and not counted. Any
+non-2xx, network error or timeout is an error. Event-loop delay is measured on the server's thread only
+(\`monitorEventLoopDelay\`, 10 ms resolution, the resolution itself subtracted); the generator's thread does
+not count. No media worker pool is started and no calls are live.
 `;
 
 /** Adds or replaces this run's section in the BENCHMARKS.md at `path` (created with an intro if absent). */
 export function writeBenchmarks(path: string, r: BenchReport): void {
-  const section = markdownSection(r);
-  const key = sectionKey(r);
+  writeSection(path, sectionKey(r), markdownSection(r));
+}
+
+/**
+ * Replaces the section between `<!-- bench:<key> -->` and `<!-- /bench:<key> -->` in the BENCHMARKS.md at
+ * `path` with `section` (which carries those markers), or appends it; creates the file with an intro if absent.
+ */
+export function writeSection(path: string, key: string, section: string): void {
   let text = existsSync(path) ? readFileSync(path, 'utf8') : INTRO;
   const start = text.indexOf(`<!-- bench:${key} -->`);
   const endMarker = `<!-- /bench:${key} -->`;

@@ -1,47 +1,65 @@
-// `npm run bench`: the HTTP API under an open-loop load, on the real app and the configured backends.
-// Flags: --rate N (req/s, default 500), --duration S (default 10), --json, --write. See BENCHMARKS.md.
+// `npm run bench`: the call benchmark (default), or the HTTP API benchmark with --api. See BENCHMARKS.md.
+//   calls: [--calls N] (one level; default the sweep 1, 10, 50, 100) [--duration S] (default 30)
+//          [--workers N] (media worker threads; default cores - 1) [--json] [--write]
+//   API:   --api [--rate N] (default 500 req/s) [--duration S] (default 10) [--json] [--write]
+// Progress goes to stderr; stdout carries only the result (exactly one JSON object with --json).
 import { fileURLToPath } from 'node:url';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { startBenchServer, type BenchServer } from './api-server.js';
-import { runLoad, type LoadProgress } from './load-generator.js';
+import { runApiBench } from './api-bench.js';
+import type { Backends } from './api-server.js';
+import { runCallLevel, type CallRun } from './call-bench.js';
+import { callJson, callMarkdownSection, callSectionKey, humanCallReport, type CallReport } from './call-report.js';
 import { describeMachine } from './machine.js';
-import { backendsLabel, humanReport, toJson, writeBenchmarks, type BenchReport } from './report.js';
-import { round2, summarize } from './stats.js';
+import { backendsLabel, writeSection } from './report.js';
 
-const WARMUP_S = 2;
-const AGENTS = 50;
-const MAX_SOCKETS = 64;
-const TIMEOUT_MS = 10_000;
-/** Node's default; the histogram's samples include this interval, so it is subtracted from them. */
-const ELD_RESOLUTION_MS = 10;
+const CALL_LEVELS = [1, 10, 50, 100];
+const STAGGER_MS = 1000;
 const BENCHMARKS_MD = fileURLToPath(new URL('../BENCHMARKS.md', import.meta.url));
 
 const log = (msg: string): void => {
   process.stderr.write(`${msg}\n`);
 };
 
-interface Options {
-  rate: number;
-  durationS: number;
-  json: boolean;
-  write: boolean;
-}
+type Options =
+  | { mode: 'api'; rate: number; durationS: number; json: boolean; write: boolean }
+  | { mode: 'calls'; calls: number | null; workers: number | undefined; durationS: number; json: boolean; write: boolean };
 
-function positive(name: string, raw: string | undefined, fallback: number): number {
+function positive(name: string, raw: string | undefined, fallback: number, integer = false): number {
   if (raw === undefined) return fallback;
   const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, got "${raw}"`);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new Error(`--${name} must be a positive ${integer ? 'integer' : 'number'}, got "${raw}"`);
   return n;
 }
 
 function parseOptions(args: string[]): Options {
   const { values } = parseArgs({
     args,
-    options: { rate: { type: 'string' }, duration: { type: 'string' }, json: { type: 'boolean' }, write: { type: 'boolean' } },
+    options: {
+      api: { type: 'boolean' },
+      rate: { type: 'string' },
+      calls: { type: 'string' },
+      workers: { type: 'string' },
+      duration: { type: 'string' },
+      json: { type: 'boolean' },
+      write: { type: 'boolean' },
+    },
     strict: true,
   });
-  return { rate: positive('rate', values.rate, 500), durationS: positive('duration', values.duration, 10), json: values.json ?? false, write: values.write ?? false };
+  const json = values.json ?? false;
+  const write = values.write ?? false;
+  if (values.api) {
+    if (values.calls !== undefined || values.workers !== undefined) throw new Error('--calls and --workers belong to the call benchmark, not --api');
+    return { mode: 'api', rate: positive('rate', values.rate, 500), durationS: positive('duration', values.duration, 10), json, write };
+  }
+  if (values.rate !== undefined) throw new Error('--rate belongs to the API benchmark: npm run bench -- --api --rate N');
+  return {
+    mode: 'calls',
+    calls: values.calls === undefined ? null : positive('calls', values.calls, 1, true),
+    workers: values.workers === undefined ? undefined : positive('workers', values.workers, 1, true),
+    durationS: positive('duration', values.duration, 30),
+    json,
+    write,
+  };
 }
 
 // Connection strings may carry passwords; the command recorded in BENCHMARKS.md must not.
@@ -57,25 +75,69 @@ function commandLine(args: string[]): string {
   return [...env, run, ...args].join(' ');
 }
 
-function progressPrinter(): { show(p: LoadProgress): void; end(): void } {
+/** One progress line per second (or one updating line on a terminal). */
+function callProgress(calls: number): { show(p: { elapsedS: number; totalS: number; utterances: number; replies: number }): void; end(): void } {
   const tty = process.stderr.isTTY;
-  let lastSecond = -1;
   let shown = false;
   return {
     show(p) {
-      const text = `${p.phase.padEnd(7)} ${p.elapsedS.toFixed(1).padStart(5)}/${p.totalS} s  sent ${p.sent}  in flight ${p.inFlight}  errors ${p.errors}`;
+      const text = `${calls} calls: ${p.elapsedS.toFixed(0).padStart(3)}/${p.totalS} s  utterances ${p.utterances}  replies ${p.replies}`;
       if (tty) {
         process.stderr.write(`\r${text.padEnd(78)}`);
         shown = true;
-      } else if (Math.floor(p.elapsedS) !== lastSecond || p.phase === 'drain') {
-        lastSecond = Math.floor(p.elapsedS);
+      } else {
         log(text);
       }
     },
     end() {
       if (shown) process.stderr.write('\n');
+      shown = false;
     },
   };
+}
+
+async function runCalls(opts: Extract<Options, { mode: 'calls' }>, command: string, signal: AbortSignal, databaseUrl?: string, redisUrl?: string): Promise<void> {
+  const levels = opts.calls === null ? CALL_LEVELS : [opts.calls];
+  log(`call benchmark, echo mode: ${levels.join(', ')} concurrent calls, ${opts.durationS} s each (${databaseUrl ? 'PostgreSQL' : 'PGlite'}, ${redisUrl ? 'Redis' : 'no Redis'})`);
+  const runs: CallRun[] = [];
+  let backends: Backends | null = null;
+  for (const calls of levels) {
+    if (signal.aborted) break;
+    const progress = callProgress(calls);
+    const level = await runCallLevel({
+      calls,
+      durationS: opts.durationS,
+      staggerMs: STAGGER_MS,
+      workers: opts.workers,
+      databaseUrl,
+      redisUrl,
+      log,
+      onProgress: (p) => progress.show(p),
+      signal,
+    });
+    progress.end();
+    const r = level.run;
+    backends ??= level.backends;
+    runs.push(r);
+    log(
+      `${calls} calls: overhead p50/p95/p99 ${r.overheadMs.p50}/${r.overheadMs.p95}/${r.overheadMs.p99} ms (${r.overheadMs.samples} samples), ` +
+        `event-loop p99 ${r.eventLoopDelayMs.p99} ms, CPU/call ${r.cpu.perCallPct} %, RSS/call ${r.memory.rssPerCallMb} MB, ` +
+        `VAD/frame ${r.vad.frameMs} ms, dropped ${r.frames.dropped}, late ${r.frames.late}`,
+    );
+  }
+  if (!backends || runs.length === 0) return;
+  log(`backends: ${backendsLabel(backends)}; ${backends.databaseDetail}`);
+
+  const report: CallReport = { date: new Date().toISOString(), command, runs, backends, machine: describeMachine(), defaultWorkers: opts.workers === undefined };
+  if (opts.json) process.stdout.write(`${JSON.stringify(callJson(report, opts.calls !== null))}\n`);
+  else process.stdout.write(`\n${humanCallReport(report)}\n`);
+  const interrupted = signal.aborted || runs.some((r) => r.interrupted) || runs.length < levels.length;
+  if (opts.write && !interrupted) {
+    writeSection(BENCHMARKS_MD, callSectionKey(report), callMarkdownSection(report));
+    log(`wrote ${BENCHMARKS_MD}`);
+  } else if (opts.write) {
+    log('interrupted run: BENCHMARKS.md left unchanged');
+  }
 }
 
 async function main(): Promise<void> {
@@ -96,72 +158,10 @@ async function main(): Promise<void> {
 
   const databaseUrl = process.env.DATABASE_URL?.trim() || undefined;
   const redisUrl = process.env.REDIS_URL?.trim() || undefined;
-  log(`starting the app (${databaseUrl ? 'PostgreSQL' : 'PGlite'}, ${redisUrl ? 'Redis' : 'no Redis'}) and seeding ${AGENTS} agents...`);
-  const setupStarted = performance.now();
-  let server: BenchServer | null = null;
   try {
-    server = await startBenchServer({ databaseUrl, redisUrl, agents: AGENTS, log });
-    log(`backends: ${backendsLabel(server.backends)}; ${server.backends.databaseDetail}`);
-    log(`ready in ${((performance.now() - setupStarted) / 1000).toFixed(1)} s at ${server.baseUrl}; load: ${opts.rate} req/s, ${WARMUP_S} s warm-up + ${opts.durationS} s measured`);
-    if (interrupt.signal.aborted) return;
-
-    // Measured on this thread, which serves every request; the generator runs in a worker thread.
-    const eld = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS });
-    eld.enable();
-    let eluStart = performance.eventLoopUtilization();
-    const progress = progressPrinter();
-    const result = await runLoad(
-      { baseUrl: server.baseUrl, apiKey: server.ownerKey, agentIds: server.agentIds, rate: opts.rate, warmupS: WARMUP_S, durationS: opts.durationS, maxSockets: MAX_SOCKETS, timeoutMs: TIMEOUT_MS },
-      {
-        onMeasureStart: () => {
-          eld.reset();
-          eluStart = performance.eventLoopUtilization();
-        },
-        onProgress: (p) => progress.show(p),
-        signal: interrupt.signal,
-      },
-    );
-    eld.disable();
-    const elu = performance.eventLoopUtilization(eluStart);
-    progress.end();
-
-    const eldMs = (ns: number): number => (eld.count > 0 ? round2(Math.max(0, ns / 1e6 - ELD_RESOLUTION_MS)) : Number.NaN);
-    const { all, byKind } = summarize(result);
-    const responses = result.latenciesMs.filter(Number.isFinite).length;
-    const report: BenchReport = {
-      date: new Date().toISOString(),
-      command,
-      api: {
-        rate: opts.rate,
-        achievedRate: result.windowMs > 0 ? Math.round((responses / (result.windowMs / 1000)) * 10) / 10 : 0,
-        warmupS: WARMUP_S,
-        durationS: opts.durationS,
-        agentsSeeded: AGENTS,
-        requests: result.requests,
-        errors: result.errors,
-        errorsBy: result.errorsBy,
-        latencyMs: all.latencyMs,
-        byRoute: byKind,
-        eventLoopDelayMs: { p99: eldMs(eld.percentile(99)), max: eldMs(eld.max) },
-        eventLoopUtilization: elu.utilization,
-        sendLagMs: { mean: round2(result.meanSendLagMs), max: round2(result.maxSendLagMs) },
-        interrupted: result.interrupted,
-      },
-      backends: server.backends,
-      machine: describeMachine(),
-    };
-
-    if (opts.json) process.stdout.write(`${JSON.stringify(toJson(report))}\n`);
-    else process.stdout.write(`\n${humanReport(report)}\n`);
-    if (opts.write && !report.api.interrupted) {
-      writeBenchmarks(BENCHMARKS_MD, report);
-      log(`wrote ${BENCHMARKS_MD}`);
-    } else if (opts.write) {
-      log('interrupted run: BENCHMARKS.md left unchanged');
-    }
+    if (opts.mode === 'api') await runApiBench({ ...opts, command, databaseUrl, redisUrl, signal: interrupt.signal, log });
+    else await runCalls(opts, command, interrupt.signal, databaseUrl, redisUrl);
   } finally {
-    log('cleaning up...');
-    await server?.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     if (interrupt.signal.aborted) process.exitCode = 130;

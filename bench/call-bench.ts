@@ -1,0 +1,410 @@
+// One level of the call benchmark: N simulated Twilio calls in echo mode against the real app, socket,
+// media worker pool and Silero VAD, measured on the server's side. See BENCHMARKS.md for what each figure
+// means and bench/call-callers.ts for the callers.
+import { fork, type ChildProcess } from 'node:child_process';
+import { cpus, loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import type { Worker } from 'node:worker_threads';
+import type { MediaWorkerPool } from '../src/media/workers/media-worker-pool.js';
+import { startBenchServer, type Backends, type BenchServer } from './api-server.js';
+import type { CallerResult, FromCallers, ToCallers } from './call-protocol.js';
+import { percentiles, round2, type Percentiles } from './stats.js';
+
+const RUN_TS = fileURLToPath(new URL('../bin/run-ts.js', import.meta.url));
+const CALLERS = fileURLToPath(new URL('./call-callers.ts', import.meta.url));
+/** Node's default; the histogram's samples include this interval, so it is subtracted from them. */
+const ELD_RESOLUTION_MS = 10;
+const SAMPLE_EVERY_MS = 1000;
+const MIB = 2 ** 20;
+/** Silero runs on 256-sample (32 ms) windows; the pool reports its cost per 160-sample (20 ms) frame pushed. */
+const FRAMES_PER_WINDOW = 256 / 160;
+
+/** What one level is asked to do. */
+export interface CallLevelOptions {
+  calls: number;
+  /** Seconds measured, after the stagger window. */
+  durationS: number;
+  staggerMs: number;
+  /** Media worker threads; undefined: the pool's default (cores - 1, at least 1), as `vocelio serve`. */
+  workers?: number;
+  databaseUrl?: string;
+  redisUrl?: string;
+  log(msg: string): void;
+  onProgress?(p: Extract<FromCallers, { kind: 'progress' }>): void;
+  signal?: AbortSignal;
+}
+
+/** Everything one level measured. */
+export interface CallRun {
+  calls: number;
+  workers: number;
+  /** Length of the measured window, s. */
+  durationS: number;
+  staggerMs: number;
+  /** Sessions live on the server when measuring started (should equal `calls`). */
+  liveCalls: number;
+  connectMs: number;
+  /** VAD end-of-speech decision (worker) -> first echoed frame sent (main thread), ms. */
+  overheadMs: Percentiles & { samples: number };
+  /** Barge-ins seen: the callers never talk over a reply, so anything here is a VAD false start. */
+  bargeIns: number;
+  /** Server main thread, ms beyond the 10 ms resolution. */
+  eventLoopDelayMs: { p50: number; p99: number; max: number };
+  eventLoopUtilization: number;
+  /** Media workers' event-loop lag p99 per second (worst worker): the worst second and the mean over seconds. */
+  workerLagMs: { max: number; mean: number };
+  cpu: {
+    /** Server process (main thread, media workers, libuv/onnx threads) over the window, % of one core. */
+    serverPct: number;
+    /** The same server, idle with its pool, before the calls connected. */
+    idlePct: number;
+    perCallPct: number;
+    /** The caller process, for context: it shares the machine. */
+    callersPct: number;
+    /** Everything else on the machine over the window (all cores busy - server - callers): other work disturbs the figures. */
+    otherPct: number;
+  };
+  memory: {
+    /** Idle RSS: the mean of the figures before the calls and after they hung up (see rssPerCallMb). */
+    rssIdleMb: number;
+    /** Mean and peak RSS over the window (samples every second). */
+    rssMb: number;
+    rssPeakMb: number;
+    /**
+     * (mean RSS with the calls live - idle RSS) / calls. The process's RSS drifts by tens of MB on its own
+     * (downwards for a while after start-up, as freed memory goes back to the OS); idle figures taken on
+     * both sides of the window cancel a steady drift, not its jumps, so below about 10 calls this is noise.
+     */
+    rssPerCallMb: number;
+    /** Main-thread heap after a forced GC, with the calls live vs idle. */
+    heapPerCallMb: number;
+  };
+  vad: {
+    /** Media workers' busy time (event-loop utilization) per caller frame processed: VAD plus the little around it. */
+    frameMs: number;
+    /** frameMs x 1.6: the same cost per 32 ms Silero window (a 20 ms frame is 0.625 windows). */
+    windowMs: number;
+    /** Media workers busy, % of the window (mean over workers). */
+    workerBusyPct: number;
+    /**
+     * The pool's own figure (`stats().vadMeanMs`): time from a frame's push to its VAD result, worst worker,
+     * averaged over the seconds. It includes waiting behind other calls' windows on the same worker, so
+     * under load it measures queueing more than cost.
+     */
+    pushLatencyMs: number;
+  };
+  frames: {
+    sentByCallers: number;
+    receivedByServer: number;
+    /** Sent by the callers but never counted by the server's sessions. */
+    inboundLost: number;
+    echoed: number;
+    dropped: number;
+    corrupt: number;
+    late: number;
+    gapsOver60Ms: number;
+    maxGapMs: number;
+  };
+  replies: { utterances: number; complete: number; missed: number; short: number; split: number; clears: number };
+  /** Caller-observed: last speech frame sent -> first echo frame received (includes VAD's 400 ms end-of-speech silence). */
+  turnLatencyMs: Percentiles;
+  callers: { closedEarly: number; eventLoopDelayP99Ms: number; sendLagMs: { mean: number; max: number } };
+  /** The machine's 1-minute load average when the level started and ended: other work on the machine shows here. */
+  loadAverage: { before: number; after: number };
+  interrupted: boolean;
+}
+
+/** A level's figures plus where they were taken. */
+export interface CallLevelResult {
+  run: CallRun;
+  backends: Backends;
+}
+
+// `gc()` without starting node with --expose-gc: memory per call is read after a collection, so that
+// garbage of the setup does not count as the calls' memory.
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+const round3 = (n: number): number => Math.round(n * 1000) / 1000;
+
+/** CPU time all cores have spent busy since boot, ms. */
+function machineBusyMs(): number {
+  return cpus().reduce((ms, c) => ms + c.times.user + c.times.nice + c.times.sys + c.times.irq, 0);
+}
+
+/** What the server side took at the end of the measured window. */
+interface Measured {
+  wallMs: number;
+  /** All cores busy over the window, % of one core. */
+  machinePct: number;
+  cpuPct: number;
+  elu: number;
+  overhead: number[];
+  bargeIns: number;
+  workerActiveMs: number;
+  workerCount: number;
+  framesProcessed: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Collects twice, a second apart: V8 and the allocator give freed memory back to the OS about a second after
+ * a collection, and the server's start-up leaves hundreds of MB to give back.
+ */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 2; i++) {
+    gc();
+    await sleep(1000);
+  }
+}
+
+/** Mean RSS over `ms`, sampled every 250 ms. */
+async function sampleRss(ms: number): Promise<number> {
+  const samples: number[] = [];
+  for (let t = 0; t < ms; t += 250) {
+    await sleep(250);
+    samples.push(process.memoryUsage.rss());
+  }
+  return mean(samples);
+}
+
+const mean = (xs: number[]): number => (xs.length > 0 ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN);
+
+/**
+ * The pool's worker threads, read for their event-loop utilization only. The pool keeps them private and
+ * offers no such figure; if its shape changes this returns [] and the VAD cost reads as unmeasured.
+ */
+function poolWorkers(pool: MediaWorkerPool): Worker[] {
+  const slots = (pool as unknown as { slots?: Array<{ worker?: Worker }> }).slots;
+  return Array.isArray(slots) ? slots.flatMap((slot) => (slot.worker ? [slot.worker] : [])) : [];
+}
+
+/** Runs one level on a fresh server (its own database, pool and sockets), then tears it all down. */
+export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelResult> {
+  const { log } = opts;
+  let server: BenchServer | null = null;
+  let child: ChildProcess | null = null;
+  try {
+    const setupStarted = performance.now();
+    server = await startBenchServer({ databaseUrl: opts.databaseUrl, redisUrl: opts.redisUrl, agents: 0, media: { workers: opts.workers }, log });
+    const { app, pool } = server;
+    const loadBefore = loadavg()[0]!;
+    if (!pool) throw new Error('the bench server started without a media worker pool');
+
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/agents',
+      headers: { authorization: `Bearer ${server.ownerKey}` },
+      payload: { name: 'Echo', voice: { provider: 'echo', voiceId: 'echo' } },
+    });
+    if (res.statusCode !== 201) throw new Error(`creating the echo agent failed: ${res.statusCode} ${res.body}`);
+    const agentId = res.json<{ id: string }>().id;
+    const callIds: string[] = [];
+    const tokens: string[] = [];
+    for (let i = 0; i < opts.calls; i++) {
+      const call = await app.calls.create(server.organizationId, { agentId, direction: 'inbound' });
+      callIds.push(call.id);
+      tokens.push(await app.calls.issueStreamToken(call));
+    }
+    const workers = pool.stats().workers;
+    log(`${opts.calls} calls: server ready in ${((performance.now() - setupStarted) / 1000).toFixed(1)} s (${workers} media worker${workers === 1 ? '' : 's'}); idle baseline...`);
+
+    // Idle baseline: the same server with its pool, no calls.
+    await settle();
+    const idleHeap = process.memoryUsage().heapUsed;
+    const idleCpu = process.cpuUsage();
+    const idleWall = performance.now();
+    const idleRssBefore = await sampleRss(3000);
+    const idleCpuUsed = process.cpuUsage(idleCpu);
+    const idlePct = ((idleCpuUsed.user + idleCpuUsed.system) / 1000 / (performance.now() - idleWall)) * 100;
+
+    const port = new URL(server.baseUrl).port;
+    const plan: ToCallers = { kind: 'plan', url: `ws://127.0.0.1:${port}/twilio/media`, tokens, staggerMs: opts.staggerMs, durationS: opts.durationS };
+    // A child process, not a worker thread: CPU time and RSS are per process, so only a separate process
+    // keeps the callers' own cost out of the server's figures. Its stdout goes to our stderr (progress only).
+    const proc = fork(RUN_TS, [CALLERS], { stdio: ['ignore', 2, 2, 'ipc'], execArgv: [] });
+    child = proc;
+    const abort = () => proc.connected && proc.send({ kind: 'abort' } satisfies ToCallers);
+    opts.signal?.addEventListener('abort', abort, { once: true });
+
+    const eld = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS });
+    let eluStart = performance.eventLoopUtilization();
+    let cpuStart = process.cpuUsage();
+    let wallStart = performance.now();
+    let measured: Measured | null = null;
+    let workersAtStart: Array<{ worker: Worker; elu: ReturnType<Worker['performance']['eventLoopUtilization']> }> = [];
+    let framesAtStart = 0;
+    let machineBusyStart = machineBusyMs();
+    const framesNow = () => callIds.reduce((n, id) => n + (app.callSessions.get(id)?.framesIn ?? 0), 0);
+    let liveCalls = 0;
+    let connectMs = Number.NaN;
+    let framesIn = 0;
+    let heapLive = Number.NaN;
+    const rssSamples: number[] = [];
+    const lagSamples: number[] = [];
+    const vadSamples: number[] = [];
+    let sampler: NodeJS.Timeout | null = null;
+
+    const result = await new Promise<CallerResult>((resolve, reject) => {
+      let done: CallerResult | null = null;
+      let failure: Error | null = null;
+      proc.on('message', (m: FromCallers) => {
+        switch (m.kind) {
+          case 'connected':
+            connectMs = m.connectMs;
+            log(`${m.calls} calls connected in ${(m.connectMs / 1000).toFixed(1)} s; starting them over ${opts.staggerMs} ms`);
+            break;
+          case 'measure-start':
+            liveCalls = callIds.filter((id) => app.callSessions.has(id)).length;
+            framesAtStart = framesNow();
+            machineBusyStart = machineBusyMs();
+            workersAtStart = poolWorkers(pool).map((worker) => ({ worker, elu: worker.performance.eventLoopUtilization() }));
+            app.callLatencies.echoOverheadMs.reset();
+            app.callLatencies.bargeInMs.reset();
+            eld.reset();
+            eld.enable();
+            eluStart = performance.eventLoopUtilization();
+            cpuStart = process.cpuUsage();
+            wallStart = performance.now();
+            sampler = setInterval(() => {
+              rssSamples.push(process.memoryUsage.rss());
+              const stats = pool.stats();
+              lagSamples.push(stats.maxLagP99Ms);
+              if (stats.vadMeanMs > 0) vadSamples.push(stats.vadMeanMs);
+            }, SAMPLE_EVERY_MS);
+            break;
+          case 'progress':
+            opts.onProgress?.(m);
+            break;
+          case 'quiet': {
+            const wallMs = performance.now() - wallStart;
+            const cpu = process.cpuUsage(cpuStart);
+            eld.disable();
+            if (sampler) clearInterval(sampler);
+            // A worker replaced during the window (crash) would make the sum meaningless.
+            const sameWorkers = workersAtStart.length > 0 && poolWorkers(pool).every((w) => workersAtStart.some((s) => s.worker === w));
+            const workerActiveMs = sameWorkers ? workersAtStart.reduce((ms, s) => ms + s.worker.performance.eventLoopUtilization(s.elu).active, 0) : Number.NaN;
+            measured = {
+              wallMs,
+              machinePct: ((machineBusyMs() - machineBusyStart) / wallMs) * 100,
+              workerActiveMs,
+              workerCount: workersAtStart.length,
+              framesProcessed: framesNow() - framesAtStart,
+              cpuPct: ((cpu.user + cpu.system) / 1000 / wallMs) * 100,
+              elu: performance.eventLoopUtilization(eluStart).utilization,
+              overhead: app.callLatencies.echoOverheadMs.values(),
+              bargeIns: app.callLatencies.bargeInMs.values().length,
+            };
+            // Frames still in flight reach the sessions within a few ms; then count, collect and hang up.
+            void sleep(500).then(() => {
+              framesIn = callIds.reduce((n, id) => n + (app.callSessions.get(id)?.framesIn ?? 0), 0);
+              gc();
+              heapLive = process.memoryUsage().heapUsed;
+              if (proc.connected) proc.send({ kind: 'hang-up' } satisfies ToCallers);
+            });
+            break;
+          }
+          case 'done':
+            done = m.result;
+            break;
+          case 'failed':
+            failure = new Error(`callers failed: ${m.message}`);
+            break;
+          default: {
+            const never: never = m;
+            throw new Error(`unexpected callers message ${JSON.stringify(never)}`);
+          }
+        }
+      });
+      proc.on('error', (err) => {
+        failure ??= err;
+      });
+      proc.on('exit', (code, signal) => {
+        opts.signal?.removeEventListener('abort', abort);
+        if (sampler) clearInterval(sampler);
+        if (done) resolve(done);
+        else reject(failure ?? new Error(`callers exited (${signal ?? code}) before reporting`));
+      });
+      proc.send(plan);
+    });
+    child = null;
+    // The idle server again, calls gone: RSS drifts on its own, and the mean of idle figures taken on both
+    // sides of the window is what a steady drift alone would have made of the window's mean.
+    await settle();
+    const idleRssAfter = await sampleRss(3000);
+    const idleRss = (idleRssBefore + idleRssAfter) / 2;
+
+    const w = measured as Measured | null;
+    if (!w) throw new Error('the callers finished without a measured window');
+    const eldMs = (ns: number): number => (eld.count > 0 ? round2(Math.max(0, ns / 1e6 - ELD_RESOLUTION_MS)) : Number.NaN);
+    const n = opts.calls;
+    const rssMean = mean(rssSamples);
+    const rssPeak = Math.max(...rssSamples);
+    const vadFrameMs = w.workerActiveMs / w.framesProcessed;
+    const run: CallRun = {
+      calls: n,
+      workers,
+      durationS: round2(w.wallMs / 1000),
+      staggerMs: opts.staggerMs,
+      liveCalls,
+      connectMs: round2(connectMs),
+      overheadMs: { ...percentiles(w.overhead), samples: w.overhead.length },
+      bargeIns: w.bargeIns,
+      eventLoopDelayMs: { p50: eldMs(eld.percentile(50)), p99: eldMs(eld.percentile(99)), max: eldMs(eld.max) },
+      eventLoopUtilization: round2(w.elu),
+      workerLagMs: { max: round2(Math.max(0, ...lagSamples)), mean: round2(mean(lagSamples)) },
+      cpu: {
+        serverPct: round2(w.cpuPct),
+        idlePct: round2(idlePct),
+        perCallPct: round2((w.cpuPct - idlePct) / n),
+        callersPct: round2(result.cpuPct),
+        otherPct: round2(Math.max(0, w.machinePct - w.cpuPct - result.cpuPct)),
+      },
+      memory: {
+        rssIdleMb: round2(idleRss / MIB),
+        rssMb: round2(rssMean / MIB),
+        rssPeakMb: round2(rssPeak / MIB),
+        rssPerCallMb: round2((rssMean - idleRss) / MIB / n),
+        heapPerCallMb: round2((heapLive - idleHeap) / MIB / n),
+      },
+      vad: {
+        frameMs: round3(vadFrameMs),
+        windowMs: round3(vadFrameMs * FRAMES_PER_WINDOW),
+        workerBusyPct: round2((w.workerActiveMs / w.wallMs / w.workerCount) * 100),
+        pushLatencyMs: round3(mean(vadSamples)),
+      },
+      frames: {
+        sentByCallers: result.framesSent,
+        receivedByServer: framesIn,
+        inboundLost: result.framesSent - framesIn,
+        echoed: result.framesReceived,
+        dropped: result.droppedFrames,
+        corrupt: result.corruptFrames,
+        late: result.lateFrames,
+        gapsOver60Ms: result.gapsOver60Ms,
+        maxGapMs: round2(result.maxGapMs),
+      },
+      replies: {
+        utterances: result.utterances,
+        complete: result.replies,
+        missed: result.missedReplies,
+        short: result.shortReplies,
+        split: result.splitReplies,
+        clears: result.clears,
+      },
+      turnLatencyMs: percentiles(result.turnLatencyMs),
+      callers: { closedEarly: result.closedEarly, eventLoopDelayP99Ms: round2(result.eventLoopDelayP99Ms), sendLagMs: { mean: round2(result.sendLagMs.mean), max: round2(result.sendLagMs.max) } },
+      loadAverage: { before: round2(loadBefore), after: round2(loadavg()[0]!) },
+      interrupted: result.interrupted,
+    };
+    return { run, backends: server.backends };
+  } finally {
+    // Only on failure is the child still running here; it is ours, so end it by its handle.
+    if (child && child.exitCode === null && child.signalCode === null) child.kill();
+    await server?.close();
+  }
+}

@@ -1,0 +1,75 @@
+// What the call benchmark's server process and its caller process (bench/call-callers.ts) say to each
+// other over the child-process IPC channel.
+
+/** Everything the callers need; the first message the server process sends. */
+export interface CallerPlan {
+  kind: 'plan';
+  /** `ws://127.0.0.1:<port>/twilio/media` */
+  url: string;
+  /** One single-use stream token per caller, issued by the server process for a call it created. */
+  tokens: string[];
+  /** Callers start talking at evenly spread offsets over this window, so their 20 ms frames do not align. */
+  staggerMs: number;
+  /** Talking time measured after the stagger window. */
+  durationS: number;
+}
+
+/** Server process -> callers. */
+export type ToCallers =
+  | CallerPlan
+  /** The server has read its figures: send `stop` on every stream and report. */
+  | { kind: 'hang-up' }
+  /** Ctrl-C: stop talking now. */
+  | { kind: 'abort' };
+
+/** What the callers measured on their side of the sockets. */
+export interface CallerResult {
+  calls: number;
+  /** Calls whose socket closed before hang-up (refused token, server error, crashed worker). */
+  closedEarly: number;
+  /** Media frames the callers sent, all calls, from connect to the end of talking. */
+  framesSent: number;
+  /** Utterances spoken to the end before the deadline. */
+  utterances: number;
+  /** Echo replies ended by their mark (played to the end). */
+  replies: number;
+  /** Utterances still without any reply 10 s after they ended (VAD missed them or the server lost them). */
+  missedReplies: number;
+  /** Complete replies that lack more than 100 ms of the utterance's speech at either end. */
+  shortReplies: number;
+  /** Replies whose first frame arrived before the utterance was over (VAD split it): answered twice. */
+  splitReplies: number;
+  /** `clear` messages received (barge-in); the callers never talk over a reply, so expect 0. */
+  clears: number;
+  /** Echoed media frames received. */
+  framesReceived: number;
+  /** Frames of the caller's utterance missing between two frames that did arrive (content-aligned). */
+  droppedFrames: number;
+  /** Echoed frames that match no frame the caller sent, or arrive out of order. */
+  corruptFrames: number;
+  /** Frames that arrived after their play-out time (playback starting at the reply's first frame). */
+  lateFrames: number;
+  /** Inter-arrival gaps over 60 ms inside a reply. */
+  gapsOver60Ms: number;
+  maxGapMs: number;
+  /** Caller-observed turn latency: last speech frame sent -> first echoed frame received (includes VAD's end-of-speech silence). */
+  turnLatencyMs: number[];
+  /** Lateness of the callers' own 20 ms sends (their process is loaded too). */
+  sendLagMs: { mean: number; max: number };
+  /** The callers' own event-loop delay p99 (ms beyond the 10 ms resolution); arrival times are taken on that loop. */
+  eventLoopDelayP99Ms: number;
+  /** CPU the caller process used over the talking window, % of one core. */
+  cpuPct: number;
+  interrupted: boolean;
+}
+
+/** Callers -> server process. */
+export type FromCallers =
+  | { kind: 'connected'; calls: number; connectMs: number }
+  /** The stagger window is over: every call is streaming; measuring starts now. */
+  | { kind: 'measure-start' }
+  | { kind: 'progress'; elapsedS: number; totalS: number; utterances: number; replies: number }
+  /** The deadline passed and every caller stopped sending; the sockets are still open. */
+  | { kind: 'quiet'; framesSent: number }
+  | { kind: 'done'; result: CallerResult }
+  | { kind: 'failed'; message: string };
