@@ -30,8 +30,10 @@ export interface CallInfo {
   agent: Agent | null;
 }
 
-// Audio kept from before VAD declares speech: Silero confirms onset after some speech has already passed.
-const PREROLL_FRAMES = 15;
+// Audio kept from before VAD declares speech: Silero confirms onset after some speech has passed, and a
+// busy worker reports it later still. The event's `atMs` says where speech began; this much history lets
+// the capture start there even when the event arrives a second late.
+const PREROLL_FRAMES = 50;
 // Echo mode never replays more than this, whatever the caller does.
 const MAX_ECHO_FRAMES = 30 * 50;
 
@@ -45,7 +47,8 @@ export class CallSession {
   private channel: MediaChannel | null = null;
   private ended = false;
   private maxDurationTimer: NodeJS.Timeout | null = null;
-  private readonly preroll: Uint8Array[] = [];
+  // The last PREROLL_FRAMES caller frames and the stream time (ms) each one starts at.
+  private readonly preroll: Array<{ atMs: number; frame: Uint8Array }> = [];
   private capture: Uint8Array[] | null = null;
   private marksSent = 0;
   // When the worker detected the end of speech the next outbound frame answers (echo latency).
@@ -131,7 +134,10 @@ export class CallSession {
           this.outbound.clear();
           this.deps.latencies.bargeIn(epochNow() - (e.detectedAt ?? epochNow()));
         }
-        if (this.info.agent?.voice.provider === 'echo') this.capture = [...this.preroll];
+        if (this.info.agent?.voice.provider === 'echo') {
+          // Start at the onset VAD reported, not at the moment its event arrived here.
+          this.capture = this.preroll.filter((p) => p.atMs + 20 > e.atMs).map((p) => p.frame);
+        }
         break;
       case 'speech_end':
         this.publish({ type: 'call.speech_stopped', streamMs: e.atMs, durationMs: e.durationMs });
@@ -163,7 +169,7 @@ export class CallSession {
       if (this.capture.length < MAX_ECHO_FRAMES) this.capture.push(frame);
       return;
     }
-    this.preroll.push(frame);
+    this.preroll.push({ atMs: (this.framesIn - 1) * 20, frame });
     if (this.preroll.length > PREROLL_FRAMES) this.preroll.shift();
   }
 
