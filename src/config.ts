@@ -18,6 +18,10 @@ export interface Config {
   port: number;
   publicUrl: string;
   dataDir: string;
+  /** Installed Piper voices (`<name>.onnx` + `<name>.onnx.json`); default `DATA_DIR/voices`. */
+  voicesDir: string;
+  /** Where `vocelio voices pull` downloads Piper voices from (the rhasspy/piper-voices repository layout). */
+  piperVoicesUrl: string;
   /** PostgreSQL connection string; absent means the embedded PGlite database under `dataDir`. */
   databaseUrl?: string;
   /** Redis connection string; absent means the in-process queue and in-memory rate limits. */
@@ -36,6 +40,8 @@ export interface Config {
   trustProxy: boolean;
   /** When set, `/metrics` requires `Authorization: Bearer <token>`. */
   metricsToken?: string;
+  /** Let agents' HTTP tools reach loopback and private networks (off by default: SSRF protection). */
+  toolsAllowPrivateNetwork: boolean;
   providers: ProviderConfig;
 }
 
@@ -134,6 +140,8 @@ export function loadConfig(env: Env = process.env): Config {
     port,
     publicUrl,
     dataDir: resolve(str(env, 'DATA_DIR') ?? './data'),
+    voicesDir: resolve(str(env, 'VOICES_DIR') ?? resolve(str(env, 'DATA_DIR') ?? './data', 'voices')),
+    piperVoicesUrl: (url(env, 'PIPER_VOICES_URL', ['http:', 'https:']) ?? 'https://huggingface.co/rhasspy/piper-voices/resolve/v1.0.0').replace(/\/+$/, ''),
     databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
     logLevel: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, nodeEnv === 'test' ? 'silent' : 'info'),
@@ -144,6 +152,7 @@ export function loadConfig(env: Env = process.env): Config {
     bootstrapEmail: str(env, 'BOOTSTRAP_EMAIL') ?? 'owner@vocelio.local',
     trustProxy: bool(env, 'TRUST_PROXY', false),
     metricsToken: str(env, 'METRICS_TOKEN'),
+    toolsAllowPrivateNetwork: bool(env, 'TOOLS_ALLOW_PRIVATE_NETWORK', false),
     providers: {
       twilio: {
         accountSid: twilioSid,
