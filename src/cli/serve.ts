@@ -12,7 +12,7 @@ export async function runServe(config: Config, args: string[]): Promise<void> {
   const port = values.port ? Number(values.port) : config.port;
   const embedded = !config.databaseUrl || !config.redisUrl;
   const runtime = await openRuntime(config);
-  const mediaEngine = await MediaWorkerPool.start({ onLog: (msg) => console.error(msg) });
+  const mediaEngine = await MediaWorkerPool.start({ voicesDir: config.voicesDir, onLog: (msg) => console.error(msg) });
   const app = await buildApp(config, { database: runtime.database, queue: runtime.queue, mediaEngine });
   const log = (msg: string) => app.log.info(msg);
   app.log.info(`database: ${runtime.database.describe}; queue: ${runtime.queue.backend}`);

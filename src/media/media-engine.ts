@@ -1,5 +1,7 @@
 // The seam between a call's socket (main thread) and the CPU-heavy media work (worker threads):
-// the call session pushes the caller's 20 ms mu-law frames in and gets voice-activity events out.
+// the call session pushes the caller's 20 ms mu-law frames in and gets voice-activity events out, and
+// asks for local (Piper) speech, which is synthesized on the same worker and comes back as mu-law.
+import type { TtsOptions } from './providers.js';
 
 /** Voice activity thresholds of one call (Silero probabilities and durations). */
 export interface VadOptions {
@@ -22,6 +24,13 @@ export type MediaEvent =
 export interface MediaChannel {
   /** Hands over one frame; its buffer is transferred, so the caller must not touch it afterwards. */
   push(mulawFrame: Uint8Array): void;
+  /**
+   * Speaks `text` with a local Piper voice on the worker that carries the call, yielding 8 kHz mu-law chunks
+   * as each sentence is ready. Aborting `options.signal` ends the iteration quietly; failures throw
+   * ProviderError('piper', ...), retryable only when the worker crashed.
+   */
+  synthesize(text: string, options: TtsOptions): AsyncIterable<Uint8Array>;
+  /** Ends the call's media work, including any synthesis still running for it (those iterations end). */
   close(): void;
 }
 

@@ -1,8 +1,10 @@
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
+import { ProviderError } from '../../shared/errors.js';
 import { siblingModule, startWorker } from '../../shared/worker-threads.js';
 import type { MediaChannel, MediaEngine, MediaEvent, VadOptions } from '../media-engine.js';
-import type { FromWorker, ToWorker } from './protocol.js';
+import type { TtsOptions } from '../providers.js';
+import type { FromWorker, MediaWorkerData, ToWorker } from './protocol.js';
 
 /** Options for the pool. */
 export interface MediaWorkerPoolOptions {
@@ -10,7 +12,64 @@ export interface MediaWorkerPoolOptions {
   size?: number;
   /** A worker whose event-loop lag p99 exceeds this takes no new calls until it recovers. */
   maxLagMs?: number;
+  /** Directory of Piper voices (`<name>.onnx` + `<name>.onnx.json`), loaded lazily by each worker. */
+  voicesDir?: string;
   onLog?: (msg: string) => void;
+}
+
+/** Mu-law chunks of one synthesis request as they arrive from the worker, consumed by one async iterator. */
+class TtsChunks implements AsyncIterable<Uint8Array> {
+  private readonly chunks: Uint8Array[] = [];
+  private done = false;
+  private error: Error | undefined;
+  private wake: (() => void) | undefined;
+
+  push(chunk: Uint8Array): void {
+    if (this.done) return;
+    this.chunks.push(chunk);
+    this.notify();
+  }
+
+  /** No more chunks; the iteration ends after the buffered ones. */
+  end(): void {
+    this.done = true;
+    this.notify();
+  }
+
+  /** Ends the iteration now, dropping chunks not yet taken: aborted speech must not play. */
+  abort(): void {
+    this.chunks.length = 0;
+    this.end();
+  }
+
+  /** The iteration throws `error` after the buffered chunks. */
+  fail(error: Error): void {
+    if (this.done) return;
+    this.error = error;
+    this.done = true;
+    this.notify();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
+    for (;;) {
+      const chunk = this.chunks.shift();
+      if (chunk) {
+        yield chunk;
+        continue;
+      }
+      if (this.done) {
+        if (this.error) throw this.error;
+        return;
+      }
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
 }
 
 interface Slot {
@@ -18,8 +77,11 @@ interface Slot {
   worker: Worker;
   ready: Promise<void>;
   calls: Map<string, (e: MediaEvent) => void>;
+  tts: Map<number, { callId: string; chunks: TtsChunks }>;
   lagP99Ms: number;
   vadMeanMs: number;
+  ttsSynthMs: number;
+  ttsAudioMs: number;
 }
 
 /** Live figures of the pool, for metrics and benchmarks. */
@@ -28,6 +90,13 @@ export interface PoolStats {
   calls: number;
   maxLagP99Ms: number;
   vadMeanMs: number;
+  /**
+   * Piper's real-time factor over the last report interval, all workers: synthesis time / audio duration
+   * (0.1 = ten times faster than real time). Null when nothing was synthesized in the interval.
+   */
+  ttsRtf: number | null;
+  /** Completed synthesis requests since the pool started, with their worker-measured synthesis time and audio. */
+  ttsTotals: { requests: number; synthMs: number; audioMs: number };
 }
 
 /**
@@ -38,6 +107,8 @@ export interface PoolStats {
 export class MediaWorkerPool implements MediaEngine {
   private readonly slots: Slot[] = [];
   private nextId = 0;
+  private nextRequestId = 0;
+  private readonly ttsTotals = { requests: 0, synthMs: 0, audioMs: 0 };
   private closing = false;
   // Consecutive exits of workers that never became ready: a model that cannot load must not respawn in a tight loop.
   private failedStarts = 0;
@@ -60,11 +131,15 @@ export class MediaWorkerPool implements MediaEngine {
   /** Current figures. */
   stats(): PoolStats {
     const calls = this.slots.reduce((n, s) => n + s.calls.size, 0);
+    const ttsSynthMs = this.slots.reduce((n, s) => n + s.ttsSynthMs, 0);
+    const ttsAudioMs = this.slots.reduce((n, s) => n + s.ttsAudioMs, 0);
     return {
       workers: this.slots.length,
       calls,
       maxLagP99Ms: Math.max(0, ...this.slots.map((s) => s.lagP99Ms)),
       vadMeanMs: this.slots.reduce((m, s) => Math.max(m, s.vadMeanMs), 0),
+      ttsRtf: ttsAudioMs > 0 ? ttsSynthMs / ttsAudioMs : null,
+      ttsTotals: { ...this.ttsTotals },
     };
   }
 
@@ -77,12 +152,40 @@ export class MediaWorkerPool implements MediaEngine {
       push: (mulaw) => {
         if (open && slot.calls.has(callId)) this.post(slot, { kind: 'frame', callId, mulaw }, [mulaw.buffer as ArrayBuffer]);
       },
+      synthesize: (text, options) => this.synthesize(slot, callId, () => open, text, options),
       close: () => {
         if (!open) return;
         open = false;
+        // The worker drops the call's synthesis on close; its iterations end here without waiting for that.
+        for (const [requestId, request] of slot.tts) {
+          if (request.callId !== callId) continue;
+          slot.tts.delete(requestId);
+          request.chunks.abort();
+        }
         if (slot.calls.delete(callId)) this.post(slot, { kind: 'close', callId });
       },
     };
+  }
+
+  private async *synthesize(slot: Slot, callId: string, isOpen: () => boolean, text: string, options: TtsOptions): AsyncGenerator<Uint8Array> {
+    const { signal } = options;
+    if (signal.aborted) return;
+    if (!this.slots.includes(slot)) throw new ProviderError('piper', `the media worker of call ${callId} exited`, true);
+    if (!isOpen() || !slot.calls.has(callId)) throw new ProviderError('piper', `call ${callId} has no open media channel`, false);
+    const requestId = this.nextRequestId++;
+    const chunks = new TtsChunks();
+    slot.tts.set(requestId, { callId, chunks });
+    const onAbort = () => chunks.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    const { voice, speed, speakerId } = options;
+    this.post(slot, { kind: 'tts', callId, requestId, text, voice, speed, ...(speakerId === undefined ? {} : { speakerId }) });
+    try {
+      yield* chunks;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      // Still registered = the worker has not finished it (aborted, or the consumer stopped early): drop it there.
+      if (slot.tts.delete(requestId) && this.slots.includes(slot)) this.post(slot, { kind: 'tts_cancel', requestId });
+    }
   }
 
   /** The id of the worker that carries `callId` (tests, diagnostics). */
@@ -134,7 +237,8 @@ export class MediaWorkerPool implements MediaEngine {
   }
 
   private spawn(): Slot {
-    const worker = startWorker(siblingModule(import.meta.url, 'media-worker'));
+    const workerData: MediaWorkerData = { voicesDir: this.opts.voicesDir };
+    const worker = startWorker(siblingModule(import.meta.url, 'media-worker'), { workerData });
     let slotReady = false;
     let markReady!: () => void;
     let failReady!: (err: Error) => void;
@@ -146,8 +250,11 @@ export class MediaWorkerPool implements MediaEngine {
         failReady = reject;
       }),
       calls: new Map(),
+      tts: new Map(),
       lagP99Ms: 0,
       vadMeanMs: 0,
+      ttsSynthMs: 0,
+      ttsAudioMs: 0,
     };
     worker.on('message', (m: FromWorker) => {
       switch (m.kind) {
@@ -165,9 +272,32 @@ export class MediaWorkerPool implements MediaEngine {
           handler?.({ kind: 'failed', reason: 'error', detail: m.detail });
           break;
         }
+        case 'tts_audio':
+          slot.tts.get(m.requestId)?.chunks.push(m.mulaw);
+          break;
+        case 'tts_end': {
+          this.ttsTotals.requests++;
+          this.ttsTotals.synthMs += m.synthMs;
+          this.ttsTotals.audioMs += m.audioMs;
+          const request = slot.tts.get(m.requestId);
+          slot.tts.delete(m.requestId);
+          request?.chunks.end();
+          break;
+        }
+        case 'tts_error': {
+          const request = slot.tts.get(m.requestId);
+          slot.tts.delete(m.requestId);
+          request?.chunks.fail(new ProviderError('piper', m.detail, false));
+          break;
+        }
+        case 'log':
+          this.opts.onLog?.(`media worker ${slot.id}: ${m.message}`);
+          break;
         case 'stats':
           slot.lagP99Ms = m.lagP99Ms;
           slot.vadMeanMs = m.vadMeanMs;
+          slot.ttsSynthMs = m.ttsSynthMs;
+          slot.ttsAudioMs = m.ttsAudioMs;
           break;
       }
     });
@@ -176,6 +306,9 @@ export class MediaWorkerPool implements MediaEngine {
       failReady(new Error(`media worker exited with code ${code} before it was ready`));
       const orphans = [...slot.calls.values()];
       slot.calls.clear();
+      const speech = [...slot.tts.values()];
+      slot.tts.clear();
+      for (const { chunks } of speech) chunks.fail(new ProviderError('piper', `media worker exited with code ${code}`, true));
       const i = this.slots.indexOf(slot);
       if (i !== -1) this.slots.splice(i, 1);
       // Only this worker's calls end; the others never notice.
