@@ -6,6 +6,7 @@ import { runMigrate } from './migrate.js';
 import { runBootstrap } from './bootstrap.js';
 import { runKeys } from './keys.js';
 import { runSimulate } from './simulate.js';
+import { runVoices } from './voices.js';
 import { CommandError, UsageError } from './args.js';
 
 const HELP = `vocelio ${VERSION}: voice AI agents on the phone
@@ -26,6 +27,10 @@ Commands:
                  steps, in order: --say <file.wav|.ulaw> [--barge-in <ms>] [--no-wait]
                                   --pause <ms>  --dtmf <keys>  --wait
                  or --script <steps.json>; [--record agent.wav] [--json] [--reply-timeout <ms>]
+  voices       Piper voices for local speech (into VOICES_DIR, from PIPER_VOICES_URL)
+                 voices pull <name> [--force]      download and verify, e.g. en_US-lessac-medium
+                 voices list [--json]              installed voices
+                 voices list --available [--language en] [--json]   the catalog
   help         this text
 
 Configuration comes from environment variables (and ./.env); see README.md.
@@ -65,6 +70,8 @@ async function main(argv: string[]): Promise<void> {
       return runBootstrap(config, rest);
     case 'keys':
       return runKeys(config, rest);
+    case 'voices':
+      return runVoices(config, rest);
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
