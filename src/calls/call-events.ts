@@ -7,7 +7,11 @@ export type CallEvent =
   | { type: 'call.speech_started'; callId: string; organizationId: string; at: string; streamMs: number }
   | { type: 'call.speech_stopped'; callId: string; organizationId: string; at: string; streamMs: number; durationMs: number }
   | { type: 'call.dtmf'; callId: string; organizationId: string; at: string; digit: string }
-  | { type: 'call.ended'; callId: string; organizationId: string; at: string; reason: string };
+  | { type: 'call.ended'; callId: string; organizationId: string; at: string; reason: string }
+  /** Live transcript: `final: false` for the caller's interim words, `true` for a finished turn. */
+  | { type: 'call.transcript'; callId: string; organizationId: string; at: string; role: 'user' | 'assistant'; text: string; final: boolean; seq?: number; interrupted?: boolean }
+  | { type: 'call.tool'; callId: string; organizationId: string; at: string; name: string; ok: boolean; ms: number }
+  | { type: 'call.interrupted'; callId: string; organizationId: string; at: string; seq: number; heardText: string };
 
 const CHANNEL_PREFIX = 'vocelio:call-events:';
 
@@ -62,3 +66,8 @@ export class CallEventBus {
     if (this.subscriber) await this.subscriber.quit().catch(() => this.subscriber?.disconnect());
   }
 }
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** A call event before the session stamps it with the call, organization and time. */
+export type CallEventInput = DistributiveOmit<CallEvent, 'callId' | 'organizationId' | 'at'>;

@@ -12,6 +12,8 @@ export interface NewCall {
   fromNumber?: string;
   toNumber?: string;
   providerCallSid?: string;
+  /** Values for the agent's `{{variables}}` on this call. */
+  variables?: Record<string, string>;
 }
 
 /** Why a stream token was refused; logged, never told to the peer. */
@@ -28,7 +30,7 @@ export class CallsService {
   async create(organizationId: string, input: NewCall): Promise<CallRow> {
     const [row] = await this.db
       .insert(calls)
-      .values({ id: newId('call'), organizationId, agentId: input.agentId, direction: input.direction, fromNumber: input.fromNumber, toNumber: input.toNumber, providerCallSid: input.providerCallSid })
+      .values({ id: newId('call'), organizationId, agentId: input.agentId, direction: input.direction, fromNumber: input.fromNumber, toNumber: input.toNumber, providerCallSid: input.providerCallSid, variables: input.variables ?? {} })
       .returning();
     return row!;
   }

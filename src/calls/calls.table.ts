@@ -1,4 +1,4 @@
-import { pgTable, text, timestamp, index, check, uniqueIndex } from 'drizzle-orm/pg-core';
+import { pgTable, text, timestamp, index, check, uniqueIndex, jsonb, integer, boolean } from 'drizzle-orm/pg-core';
 import { sql } from 'drizzle-orm';
 import { organizations } from '../organizations/organizations.table.js';
 import { agents } from '../agents/agents.table.js';
@@ -16,6 +16,10 @@ export const END_REASONS = [
   'worker_crashed',
   'protocol_error',
   'server_shutdown',
+  /** The caller stayed silent through the re-prompts. */
+  'silence_timeout',
+  /** A speech or language provider failed with no fallback left. */
+  'provider_error',
   'error',
 ] as const;
 export type EndReason = (typeof END_REASONS)[number];
@@ -38,6 +42,8 @@ export const calls = pgTable(
     streamSid: text('stream_sid'),
     fromNumber: text('from_number'),
     toNumber: text('to_number'),
+    /** Per-call values for the agent's `{{variables}}`, over the agent's defaults. */
+    variables: jsonb('variables').$type<Record<string, string>>().notNull().default({}),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     startedAt: timestamp('started_at', { withTimezone: true }),
     endedAt: timestamp('ended_at', { withTimezone: true }),
@@ -72,3 +78,53 @@ export const streamTokens = pgTable(
   },
   (t) => [index('stream_tokens_expires_idx').on(t.expiresAt)],
 );
+
+/** Latency parts of one assistant turn, in ms; provider parts are separated from our own overhead. */
+export interface TurnLatency {
+  /** Caller's end of speech (VAD) to the STT's final transcript (0 when the final came first). */
+  sttFinalMs?: number;
+  /** LLM request to its first token. */
+  llmFirstTokenMs?: number;
+  /** LLM request to the first complete sentence (what TTS can start on). */
+  llmFirstSentenceMs?: number;
+  /** First sentence handed to TTS to its first audio byte. */
+  ttsFirstByteMs?: number;
+  /** Caller's end of speech to the first outbound audio frame. */
+  firstFrameOutMs?: number;
+  /** firstFrameOutMs minus the provider parts: the time spent in our own code. */
+  overheadMs?: number;
+}
+
+/** Who spoke a turn. `tool` turns record a tool call and its result. */
+export const TURN_ROLES = ['user', 'assistant', 'tool'] as const;
+
+/**
+ * The transcript, one row per turn, written as the call happens: a crash mid-call keeps every turn
+ * already taken. An assistant turn's text is what the caller heard (cut at barge-in).
+ */
+export const callTurns = pgTable(
+  'call_turns',
+  {
+    id: text('id').primaryKey(),
+    organizationId: text('organization_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    callId: text('call_id')
+      .notNull()
+      .references(() => calls.id, { onDelete: 'cascade' }),
+    seq: integer('seq').notNull(),
+    role: text('role', { enum: TURN_ROLES }).notNull(),
+    text: text('text').notNull(),
+    /** `speech`, `dtmf`, `first_message`, `filler`, `reprompt`, `goodbye`, `tool_call`. */
+    kind: text('kind').notNull().default('speech'),
+    interrupted: boolean('interrupted').notNull().default(false),
+    latency: jsonb('latency').$type<TurnLatency>(),
+    /** Tool calls: name, arguments and outcome. */
+    detail: jsonb('detail').$type<Record<string, unknown>>(),
+    startedAt: timestamp('started_at', { withTimezone: true }).notNull(),
+    endedAt: timestamp('ended_at', { withTimezone: true }),
+  },
+  (t) => [uniqueIndex('call_turns_call_seq_key').on(t.callId, t.seq), index('call_turns_org_idx').on(t.organizationId, t.callId)],
+);
+
+export type CallTurnRow = typeof callTurns.$inferSelect;

@@ -4,3 +4,4 @@ export * from '../auth/auth.table.js';
 export * from '../audit/audit.table.js';
 export * from '../agents/agents.table.js';
 export * from '../calls/calls.table.js';
+export * from '../billing/usage.table.js';

@@ -13,6 +13,8 @@ export const ID_PREFIXES = {
   agent: 'agt',
   audit: 'aud',
   call: 'call',
+  turn: 'turn',
+  usage: 'use',
 } as const;
 
 export type IdPrefix = (typeof ID_PREFIXES)[keyof typeof ID_PREFIXES];

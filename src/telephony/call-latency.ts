@@ -30,8 +30,14 @@ export class CallLatencies {
   readonly echoOverheadMs = new LatencyReservoir();
   /** VAD speech onset -> `clear` sent, when the caller talks over the agent. */
   readonly bargeInMs = new LatencyReservoir();
+  /** Caller's end of speech -> first agent frame sent, minus STT, LLM and TTS time: our own overhead. */
+  readonly turnOverheadMs = new LatencyReservoir();
+  /** Caller's end of speech -> first agent frame sent, providers included. */
+  readonly turnResponseMs = new LatencyReservoir();
   private readonly echoHist: Histogram;
   private readonly bargeHist: Histogram;
+  private readonly overheadHist: Histogram;
+  private readonly responseHist: Histogram;
   /** Live calls on this node. */
   readonly liveCalls: Gauge;
 
@@ -39,12 +45,27 @@ export class CallLatencies {
     const buckets = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25];
     this.echoHist = new Histogram({ name: 'vocelio_echo_response_seconds', help: 'VAD end of speech to first echoed frame sent', buckets, registers: [registry] });
     this.bargeHist = new Histogram({ name: 'vocelio_barge_in_seconds', help: 'VAD speech onset to clear sent', buckets, registers: [registry] });
+    this.overheadHist = new Histogram({ name: 'vocelio_turn_overhead_seconds', help: 'end of caller speech to first agent frame, minus provider time', buckets, registers: [registry] });
+    this.responseHist = new Histogram({
+      name: 'vocelio_turn_response_seconds',
+      help: 'end of caller speech to first agent frame, providers included',
+      buckets: [0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5],
+      registers: [registry],
+    });
     this.liveCalls = new Gauge({ name: 'vocelio_live_calls', help: 'calls whose media socket this node holds', registers: [registry] });
   }
 
   echoOverhead(ms: number): void {
     this.echoOverheadMs.add(ms);
     this.echoHist.observe(ms / 1000);
+  }
+
+  /** One answered caller turn: total response time and the part that was our own code. */
+  turn(responseMs: number, overheadMs: number): void {
+    this.turnResponseMs.add(responseMs);
+    this.responseHist.observe(responseMs / 1000);
+    this.turnOverheadMs.add(overheadMs);
+    this.overheadHist.observe(overheadMs / 1000);
   }
 
   bargeIn(ms: number): void {

@@ -1,7 +1,12 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Agent } from '../agents/agents.schemas.js';
 import type { CallsService } from '../calls/calls.service.js';
-import type { CallEventBus } from '../calls/call-events.js';
+import type { CallEventBus, CallEventInput } from '../calls/call-events.js';
+import type { CallTurnsService } from '../calls/call-turns.service.js';
+import { UsageMeterBuffer, type UsageService } from '../billing/usage.service.js';
+import { Conversation, LINES } from '../agents/conversation/conversation.js';
+import type { ConversationProviders } from '../agents/conversation/providers.js';
+import { ToolRunner } from '../agents/conversation/tools.js';
 import type { EndReason } from '../calls/calls.table.js';
 import { epochNow, type MediaChannel, type MediaEngine, type MediaEvent } from '../media/media-engine.js';
 import type { CallLatencies } from './call-latency.js';
@@ -13,6 +18,11 @@ export interface CallSessionDeps {
   calls: CallsService;
   events: CallEventBus;
   media: MediaEngine | null;
+  /** Speech and language providers; null runs no conversation (echo agents still work). */
+  providers: ConversationProviders | null;
+  turns: CallTurnsService;
+  usage: UsageService;
+  toolsAllowPrivateNetwork: boolean;
   log: FastifyBaseLogger;
   latencies: CallLatencies;
   send(msg: TwilioOutbound): void;
@@ -28,6 +38,8 @@ export interface CallInfo {
   streamSid: string;
   callSid: string;
   agent: Agent | null;
+  /** Per-call values for the agent's `{{variables}}`. */
+  variables: Record<string, string>;
 }
 
 // Audio kept from before VAD declares speech: Silero confirms onset after some speech has passed, and a
@@ -36,6 +48,8 @@ export interface CallInfo {
 const PREROLL_FRAMES = 50;
 // Echo mode never replays more than this, whatever the caller does.
 const MAX_ECHO_FRAMES = 30 * 50;
+// After the max-duration goodbye starts, the call ends at the latest this much later.
+const WRAP_UP_BACKSTOP_MS = 15_000;
 
 /**
  * One live call: the caller's audio in, the agent's audio out, and the call record kept true. It owns
@@ -45,6 +59,7 @@ export class CallSession {
   private readonly abort = new AbortController();
   private readonly outbound: OutboundAudio;
   private channel: MediaChannel | null = null;
+  private conversation: Conversation | null = null;
   private ended = false;
   private maxDurationTimer: NodeJS.Timeout | null = null;
   // The last PREROLL_FRAMES caller frames and the stream time (ms) each one starts at.
@@ -71,17 +86,64 @@ export class CallSession {
     return this.abort.signal;
   }
 
-  /** Starts media processing and the call's clock. */
+  /** Starts media processing, the conversation and the call's clock. */
   start(): void {
     const agent = this.info.agent;
     if (this.deps.media) {
-      this.channel = this.deps.media.open(this.info.callId, { minSilenceMs: agent?.stt.endpointingMs }, (e) => this.onMediaEvent(e));
-    }
-    if (agent) {
-      this.maxDurationTimer = setTimeout(() => void this.end('max_duration'), agent.maxDurationSeconds * 1000);
-      this.maxDurationTimer.unref();
+      this.channel = this.deps.media.open(this.info.callId, { minSilenceMs: agent?.stt.endpointingMs, minSpeechMs: agent?.interruption.minSpeechMs }, (e) => this.onMediaEvent(e));
     }
     this.publish({ type: 'call.started' });
+    if (agent && agent.voice.provider !== 'echo') {
+      const problems = this.deps.providers?.problems(agent, this.channel) ?? ['no conversation providers'];
+      if (problems.length > 0) {
+        this.deps.log.warn({ problems }, 'agent cannot hold a conversation');
+        void this.end('provider_error', problems.join('; '));
+        return;
+      }
+      this.conversation = this.startConversation(agent, this.deps.providers!);
+    }
+    if (agent) {
+      this.maxDurationTimer = setTimeout(() => this.onMaxDuration(), agent.maxDurationSeconds * 1000);
+      this.maxDurationTimer.unref();
+    }
+  }
+
+  private startConversation(agent: Agent, providers: ConversationProviders): Conversation {
+    const { callId, organizationId } = this.info;
+    const log = this.deps.log;
+    const conversation = new Conversation({
+      callId,
+      organizationId,
+      agent,
+      variables: this.info.variables,
+      stt: providers.stt(agent),
+      llm: providers.llm(agent, (from, to, reason) => log.warn({ from, to, reason }, 'LLM fell back')),
+      tts: providers.tts(agent, this.channel),
+      tools: new ToolRunner(agent.tools, { allowPrivateNetwork: this.deps.toolsAllowPrivateNetwork }),
+      turns: this.deps.turns,
+      usage: new UsageMeterBuffer(this.deps.usage, organizationId, callId),
+      voice: {
+        play: (audio) => this.outbound.pushAudio(audio),
+        mark: (name) => this.outbound.pushMark(name),
+        clear: () => this.outbound.clear(),
+      },
+      latencies: this.deps.latencies,
+      log,
+      signal: this.signal,
+      publish: (e) => this.publish(e),
+      end: (reason, detail) => void this.end(reason, detail),
+    });
+    conversation.start();
+    return conversation;
+  }
+
+  private onMaxDuration(): void {
+    if (!this.conversation) {
+      void this.end('max_duration');
+      return;
+    }
+    void this.conversation.wrapUp('max_duration', LINES.maxDuration);
+    setTimeout(() => void this.end('max_duration'), WRAP_UP_BACKSTOP_MS).unref();
   }
 
   /** One 20 ms frame of the caller's voice (base64 mu-law from Twilio). */
@@ -94,17 +156,21 @@ export class CallSession {
     const audio = written === FRAME_BYTES ? frame : frame.slice(0, written);
     this.framesIn++;
     if (this.info.agent?.voice.provider === 'echo') this.keepForEcho(audio.slice());
+    // A copy: the frame's buffer is transferred to the worker below, and the STT may still hold it.
+    this.conversation?.onAudio(audio.slice());
     this.channel?.push(audio);
   }
 
   /** A key the caller pressed. */
   onDtmf(digit: string): void {
     this.publish({ type: 'call.dtmf', digit });
+    this.conversation?.onDtmf(digit);
   }
 
   /** Twilio has played everything we sent before this mark. */
   onMark(name: string): void {
     this.heardMarks.push(name);
+    this.conversation?.onMark(name);
   }
 
   /** Ends the call once, closing its record with `reason`; later calls do nothing. */
@@ -115,6 +181,8 @@ export class CallSession {
     if (this.maxDurationTimer) clearTimeout(this.maxDurationTimer);
     this.outbound.stop();
     this.channel?.close();
+    // The abort above closed the conversation; let its last turn and usage writes land before the record closes.
+    if (this.conversation) await settleWithin(this.conversation.settled(), 2000);
     try {
       await this.deps.calls.close(this.info.callId, reason, detail);
     } catch (err) {
@@ -130,6 +198,10 @@ export class CallSession {
     switch (e.kind) {
       case 'speech_start':
         this.publish({ type: 'call.speech_started', streamMs: e.atMs });
+        if (this.conversation) {
+          this.conversation.onSpeechStart(e.detectedAt ?? epochNow());
+          break;
+        }
         if (this.outbound.pending > 0 && this.info.agent?.interruption.enabled !== false) {
           this.outbound.clear();
           this.deps.latencies.bargeIn(epochNow() - (e.detectedAt ?? epochNow()));
@@ -141,6 +213,7 @@ export class CallSession {
         break;
       case 'speech_end':
         this.publish({ type: 'call.speech_stopped', streamMs: e.atMs, durationMs: e.durationMs });
+        this.conversation?.onSpeechEnd(e.atMs, e.detectedAt ?? epochNow());
         if (this.capture) {
           this.answerPendingSince = e.detectedAt ?? epochNow();
           this.playEcho();
@@ -157,6 +230,7 @@ export class CallSession {
   }
 
   private sendOut(msg: TwilioOutbound): void {
+    if (msg.event === 'media') this.conversation?.onFrameSent();
     if (msg.event === 'media' && this.answerPendingSince !== null) {
       this.deps.latencies.echoOverhead(epochNow() - this.answerPendingSince);
       this.answerPendingSince = null;
@@ -189,7 +263,14 @@ export class CallSession {
     this.outbound.pushMark(`echo-${++this.marksSent}`);
   }
 
-  private publish(e: { type: 'call.started' } | { type: 'call.ended'; reason: string } | { type: 'call.dtmf'; digit: string } | { type: 'call.speech_started'; streamMs: number } | { type: 'call.speech_stopped'; streamMs: number; durationMs: number }): void {
-    this.deps.events.publish({ ...e, callId: this.info.callId, organizationId: this.info.organizationId, at: new Date().toISOString() });
+  private publish(e: CallEventInput): void {
+    this.deps.events.publish({ ...e, callId: this.info.callId, organizationId: this.info.organizationId, at: new Date().toISOString() } as Parameters<CallEventBus['publish']>[0]);
   }
+}
+
+// Waits for `p`, but never longer than `ms`: a stuck database must not hold a call open.
+async function settleWithin(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p.catch(() => {}), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }

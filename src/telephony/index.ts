@@ -7,6 +7,9 @@ import type { CallSession } from './call-session.js';
 import { MAX_MESSAGE_BYTES } from './media-stream/twilio-protocol.js';
 import { mediaStreamRoutes } from './media-stream/route.js';
 import { CallLatencies } from './call-latency.js';
+import { CallTurnsService } from '../calls/call-turns.service.js';
+import { UsageService } from '../billing/usage.service.js';
+import { createConversationProviders, type ConversationProviders } from '../agents/conversation/providers.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -20,6 +23,12 @@ declare module 'fastify' {
     mediaEngine: MediaEngine | null;
     /** Our own call-path latencies (Prometheus histograms plus recent samples). */
     callLatencies: CallLatencies;
+    /** Call transcripts, turn by turn. */
+    callTurns: CallTurnsService;
+    /** Metered provider usage per call. */
+    usage: UsageService;
+    /** STT, LLM and TTS providers from the configuration. */
+    conversationProviders: ConversationProviders;
   }
 }
 
@@ -33,6 +42,9 @@ export const telephonyPlugin = fp(
     app.decorate('callSessions', new Map<string, CallSession>());
     app.decorate('mediaEngine', opts.mediaEngine);
     app.decorate('callLatencies', new CallLatencies(app.metrics));
+    app.decorate('callTurns', new CallTurnsService(app.db));
+    app.decorate('usage', new UsageService(app.db));
+    app.decorate('conversationProviders', await createConversationProviders(app.config));
     // Closing the app ends every live call with a reason before the database goes away. Added before
     // the websocket plugin so it runs before that plugin's own preClose drops every socket unannounced.
     app.addHook('preClose', async () => {

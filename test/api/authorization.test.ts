@@ -40,6 +40,7 @@ const unique = () => `${run}-${++serial}`;
 const BODIES: Record<string, () => unknown> = {
   'POST /v1/agents': () => ({ name: `Agent ${unique()}` }),
   'PATCH /v1/agents/{id}': () => ({ name: `Renamed ${unique()}` }),
+  'POST /v1/agents/{id}/test-calls': () => ({}),
   'POST /v1/api-keys': () => ({ name: `Key ${unique()}`, role: 'viewer' }),
   'POST /v1/members': () => ({ email: `member-${unique()}@example.test`, role: 'viewer' }),
   'PATCH /v1/members/{id}': () => ({ role: 'member' }),

@@ -42,7 +42,7 @@ describe('the Twilio media stream socket', () => {
   });
 
   it('opens a session from a test call started through the API', async () => {
-    const agent = (await t.as(org.keys.member, { method: 'POST', url: '/v1/agents', payload: { name: 'Tester' } })).json<{ id: string }>();
+    const agent = (await t.as(org.keys.member, { method: 'POST', url: '/v1/agents', payload: { name: 'Tester', voice: { provider: 'echo', voiceId: 'echo' } } })).json<{ id: string }>();
     const res = await t.as(org.keys.member, { method: 'POST', url: `/v1/agents/${agent.id}/test-calls` });
     expect(res.statusCode).toBe(201);
     const { callId, token, streamUrl } = res.json<{ callId: string; token: string; streamUrl: string }>();
@@ -53,6 +53,18 @@ describe('the Twilio media stream socket', () => {
     expect((await stored(callId)).agentId).toBe(agent.id);
     client.stop();
     await client.closed;
+  });
+
+  it('ends a call to an agent whose providers are not configured, naming what is missing', async () => {
+    const agent = (await t.as(org.keys.member, { method: 'POST', url: '/v1/agents', payload: { name: 'Unconfigured' } })).json<{ id: string }>();
+    const res = await t.as(org.keys.member, { method: 'POST', url: `/v1/agents/${agent.id}/test-calls`, payload: { variables: { name: 'Ada' } } });
+    const { callId, token } = res.json<{ callId: string; token: string }>();
+    const client = new TwilioStreamClient({ url, customParameters: { token } });
+    await client.connect();
+    await client.closed;
+    const call = await stored(callId);
+    expect(call).toMatchObject({ endReason: 'provider_error', variables: { name: 'Ada' } });
+    expect(call.endDetail).toContain('DEEPGRAM_API_KEY');
   });
 
   it('closes the call record with stream_stopped when Twilio sends stop', async () => {

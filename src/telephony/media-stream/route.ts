@@ -71,11 +71,15 @@ export async function mediaStreamRoutes(app: FastifyInstance): Promise<void> {
         return;
       }
       session = new CallSession(
-        { callId: call.id, organizationId: call.organizationId, streamSid: msg.start.streamSid, callSid: msg.start.callSid, agent },
+        { callId: call.id, organizationId: call.organizationId, streamSid: msg.start.streamSid, callSid: msg.start.callSid, agent, variables: call.variables },
         {
           calls: app.calls,
           events: app.callEvents,
           media: app.mediaEngine,
+          providers: app.conversationProviders,
+          turns: app.callTurns,
+          usage: app.usage,
+          toolsAllowPrivateNetwork: app.config.toolsAllowPrivateNetwork,
           latencies: app.callLatencies,
           log: log.child({ callId: call.id }),
           send: (out) => {

@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { SentenceChunker } from './sentence-chunker.js';
+
+// Streams `text` into a chunker a few characters at a time, as an LLM does.
+function chunkStreamed(text: string, step = 3, chunker = new SentenceChunker()): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < text.length; i += step) out.push(...chunker.push(text.slice(i, i + step)));
+  out.push(...chunker.flush());
+  return out;
+}
+
+describe('SentenceChunker', () => {
+  it('cuts streamed text at sentence ends', () => {
+    expect(chunkStreamed('Hello there. How are you today? I am fine!')).toEqual(['Hello there.', 'How are you today?', 'I am fine!']);
+  });
+
+  it('does not cut a decimal number or an abbreviation', () => {
+    expect(chunkStreamed('It costs 3.50 dollars. Dr. Smith will see you at 5 p.m. tomorrow. Thanks.')).toEqual([
+      'It costs 3.50 dollars.',
+      'Dr. Smith will see you at 5 p.m. tomorrow.',
+      'Thanks.',
+    ]);
+  });
+
+  it('lets the first chunk end at a clause so speech starts sooner', () => {
+    expect(chunkStreamed('Sure, I can book that table for you, and I will send a confirmation. Anything else?')).toEqual([
+      'Sure, I can book that table for you,',
+      'and I will send a confirmation.',
+      'Anything else?',
+    ]);
+  });
+
+  it('waits for the character after a period before deciding', () => {
+    const chunker = new SentenceChunker();
+    expect(chunker.push('The total is 3.')).toEqual([]);
+    expect(chunker.push('5 euros. ')).toEqual(['The total is 3.5 euros.']);
+  });
+
+  it('cuts a run-on sentence at a space before the maximum length', () => {
+    const words = Array.from({ length: 60 }, (_, i) => `word${i}`).join(' ');
+    const chunks = chunkStreamed(words, 5, new SentenceChunker({ maxChars: 80 }));
+    expect(chunks.length).toBeGreaterThan(1);
+    for (const c of chunks) expect(c.length).toBeLessThanOrEqual(80);
+    expect(chunks.join(' ')).toBe(words);
+  });
+
+  it('returns the unterminated rest on flush and nothing for whitespace', () => {
+    const chunker = new SentenceChunker();
+    expect(chunker.push('No punctuation here')).toEqual([]);
+    expect(chunker.flush()).toEqual(['No punctuation here']);
+    chunker.push('   ');
+    expect(chunker.flush()).toEqual([]);
+  });
+});

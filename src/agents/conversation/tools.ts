@@ -1,0 +1,130 @@
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { Ajv, type ValidateFunction } from 'ajv';
+import type { AgentTool, HttpTool } from '../agents.schemas.js';
+import type { ToolCall, ToolSpec } from '../../media/providers.js';
+
+/** What running a tool produced: text for the LLM, and for `end_call` the instruction to hang up. */
+export type ToolOutcome =
+  | { kind: 'result'; content: string; ok: boolean; status?: number; ms: number }
+  | { kind: 'end_call'; content: string; reason?: string };
+
+/** Options of the tool runner. */
+export interface ToolRunnerOptions {
+  /** Allow HTTP tools on loopback and private networks (tests, self-hosted intranets); default off: SSRF. */
+  allowPrivateNetwork?: boolean;
+  fetch?: typeof fetch;
+}
+
+// A tool's answer goes into the LLM's context; a huge body would cost tokens and time for nothing.
+const MAX_RESULT_CHARS = 4000;
+const DEFAULT_TIMEOUT_MS = 5000;
+
+const END_CALL: ToolSpec = {
+  name: 'end_call',
+  description: 'Hang up the call after saying goodbye. Use when the conversation is complete or the caller asks to end it.',
+  parameters: { type: 'object', properties: { reason: { type: 'string', description: 'why the call ends' } }, additionalProperties: false },
+};
+
+/** The agent's tools: what the LLM is offered and how each call is carried out. */
+export class ToolRunner {
+  private readonly http = new Map<string, { tool: HttpTool; validate: ValidateFunction }>();
+  private readonly builtins = new Set<string>();
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(
+    tools: readonly AgentTool[],
+    private readonly options: ToolRunnerOptions = {},
+  ) {
+    this.fetchImpl = options.fetch ?? fetch;
+    const ajv = new Ajv({ strict: false, allErrors: false, coerceTypes: false });
+    for (const tool of tools) {
+      if (tool.type === 'builtin') this.builtins.add(tool.name);
+      else this.http.set(tool.name, { tool, validate: ajv.compile(tool.parameters) });
+    }
+  }
+
+  /** Tool definitions for the LLM. `transfer_call` needs the telephony provider and is offered there. */
+  specs(): ToolSpec[] {
+    const specs: ToolSpec[] = [];
+    if (this.builtins.has('end_call')) specs.push(END_CALL);
+    for (const { tool } of this.http.values()) specs.push({ name: tool.name, description: tool.description, parameters: tool.parameters as Record<string, unknown> });
+    return specs;
+  }
+
+  /** The line to say while `name` runs, if the agent configured one. */
+  fillerFor(name: string): string | undefined {
+    return this.http.get(name)?.tool.fillerMessage;
+  }
+
+  /** Runs one tool call; failures become a result the LLM can explain to the caller, never a throw. */
+  async run(call: ToolCall, signal: AbortSignal): Promise<ToolOutcome> {
+    const started = performance.now();
+    const fail = (message: string, status?: number): ToolOutcome => ({ kind: 'result', ok: false, content: JSON.stringify({ error: message }), status, ms: performance.now() - started });
+    let args: unknown;
+    try {
+      args = call.arguments.trim() === '' ? {} : JSON.parse(call.arguments);
+    } catch {
+      return fail('arguments are not valid JSON');
+    }
+    if (call.name === 'end_call' && this.builtins.has('end_call')) {
+      const reason = typeof (args as { reason?: unknown }).reason === 'string' ? (args as { reason: string }).reason : undefined;
+      return { kind: 'end_call', content: JSON.stringify({ ok: true }), reason };
+    }
+    const entry = this.http.get(call.name);
+    if (!entry) return fail(`unknown tool ${call.name}`);
+    if (!entry.validate(args)) {
+      const e = entry.validate.errors?.[0];
+      return fail(`invalid arguments: ${e ? `${e.instancePath || '(root)'} ${e.message ?? ''}` : 'schema mismatch'}`.trim());
+    }
+    const { tool } = entry;
+    try {
+      await this.checkDestination(tool.url);
+    } catch (err) {
+      return fail((err as Error).message);
+    }
+    const timeout = AbortSignal.timeout(tool.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    const method = tool.method ?? 'POST';
+    const url = new URL(tool.url);
+    const headers: Record<string, string> = { accept: 'application/json, text/plain;q=0.9', 'user-agent': 'vocelio-tools/1', ...(tool.headers ?? {}) };
+    let body: string | undefined;
+    if (method === 'GET' || method === 'DELETE') {
+      for (const [k, v] of Object.entries(args as Record<string, unknown>)) url.searchParams.set(k, typeof v === 'string' ? v : JSON.stringify(v));
+    } else {
+      headers['content-type'] = 'application/json';
+      body = JSON.stringify(args);
+    }
+    try {
+      const res = await this.fetchImpl(url, { method, headers, body, signal: AbortSignal.any([signal, timeout]), redirect: 'error' });
+      const text = (await res.text()).slice(0, MAX_RESULT_CHARS);
+      if (!res.ok) return fail(`HTTP ${res.status}: ${text.slice(0, 500)}`, res.status);
+      return { kind: 'result', ok: true, content: text, status: res.status, ms: performance.now() - started };
+    } catch (err) {
+      if (signal.aborted) throw err;
+      if (timeout.aborted) return fail(`timed out after ${tool.timeoutMs ?? DEFAULT_TIMEOUT_MS} ms`);
+      return fail(`request failed: ${(err as Error).message}`);
+    }
+  }
+
+  // Tool URLs are written by tenants: without this check an agent could make the server call its own
+  // metadata endpoint or internal services (SSRF).
+  private async checkDestination(raw: string): Promise<void> {
+    if (this.options.allowPrivateNetwork) return;
+    const host = new URL(raw).hostname.replace(/^\[|\]$/g, '');
+    const addresses = isIP(host) ? [host] : (await lookup(host, { all: true })).map((a) => a.address);
+    for (const address of addresses) {
+      if (isPrivateAddress(address)) throw new Error(`tool URL resolves to a private address (${address}); set TOOLS_ALLOW_PRIVATE_NETWORK=true to allow it`);
+    }
+  }
+}
+
+/** Loopback, private, link-local, CGNAT and unspecified addresses (IPv4 and IPv6). */
+export function isPrivateAddress(address: string): boolean {
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  if (isIP(v4) === 4) {
+    const [a = 0, b = 0] = v4.split('.').map(Number);
+    return a === 10 || a === 127 || a === 0 || (a === 169 && b === 254) || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 100 && b >= 64 && b <= 127);
+  }
+  const lower = address.toLowerCase();
+  return lower === '::1' || lower === '::' || lower.startsWith('fc') || lower.startsWith('fd') || lower.startsWith('fe80');
+}

@@ -1,0 +1,159 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fixture, lastUserText, mediaFrames, startConversationRig, type ConversationRig } from './conversation-helpers.js';
+
+// simulator -> real socket -> real Silero VAD in a media worker -> fake Deepgram / OpenAI through the real
+// SDKs -> Piper inference on the test voice -> paced frames and marks back to the simulator.
+describe('a conversation with an agent, end to end', () => {
+  let rig: ConversationRig;
+
+  beforeAll(async () => {
+    rig = await startConversationRig({ deepgram: { transcripts: ['What time do you open on Monday?'] } });
+  }, 60_000);
+  afterAll(async () => rig?.close());
+
+  it('greets the caller with the first message, variables filled, and records it once heard', async () => {
+    const agentId = await rig.createAgent({ firstMessage: 'Hello, thanks for calling {{business}}.' });
+    const { call, client } = await rig.dial(agentId);
+    await client.waitFor((m) => m.event === 'mark', 8000);
+    expect(mediaFrames(client).length).toBeGreaterThan(10);
+    const turns = await rig.waitForTurns(call.id, (ts) => ts.some((x) => x.endedAt !== null));
+    expect(turns[0]).toMatchObject({ role: 'assistant', kind: 'first_message', text: 'Hello, thanks for calling Vocelio Bistro.', interrupted: false });
+    client.stop();
+    await client.closed;
+  }, 30_000);
+
+  it('answers a spoken question with a spoken answer and records both turns with latencies', async () => {
+    rig.openai.setRespond(() => ({ text: 'We open at nine in the morning.' }));
+    const agentId = await rig.createAgent({});
+    const { call, client } = await rig.dial(agentId);
+    const before = mediaFrames(client).length;
+    await client.speak(fixture('hello.ulaw'));
+    await client.waitFor((m) => m.event === 'mark', 8000);
+    expect(mediaFrames(client).length - before).toBeGreaterThan(10);
+
+    const request = rig.openai.requests.at(-1)!;
+    expect(request.messages[0]).toEqual({ role: 'system', content: 'You are the receptionist of Vocelio Bistro.' });
+    expect(lastUserText(request.messages)).toBe('What time do you open on Monday?');
+
+    const turns = await rig.waitForTurns(call.id, (ts) => ts.some((x) => x.role === 'assistant' && x.endedAt !== null));
+    expect(turns.map((x) => [x.role, x.text])).toEqual([
+      ['user', 'What time do you open on Monday?'],
+      ['assistant', 'We open at nine in the morning.'],
+    ]);
+    expect(turns[1]!.latency).toMatchObject({
+      sttFinalMs: expect.any(Number),
+      llmFirstTokenMs: expect.any(Number),
+      ttsFirstByteMs: expect.any(Number),
+      firstFrameOutMs: expect.any(Number),
+      overheadMs: expect.any(Number),
+    });
+    client.stop();
+    await client.closed;
+  }, 30_000);
+
+  it('meters the call: STT seconds, LLM tokens per model and TTS characters per provider', async () => {
+    rig.openai.setRespond(() => ({ text: 'Sure.', promptTokens: 42, completionTokens: 3 }));
+    const agentId = await rig.createAgent({});
+    const { call, client } = await rig.dial(agentId);
+    await client.speak(fixture('hello.ulaw'));
+    await client.waitFor((m) => m.event === 'mark', 8000);
+    client.stop();
+    await client.closed;
+    await rig.waitForEnd(call.id);
+    const usage = await rig.t.app.usage.forCall(rig.org.id, call.id);
+    const of = (meter: string) => usage.filter((u) => u.meter === meter);
+    expect(of('stt_seconds')[0]!.quantity).toBeGreaterThan(4);
+    expect(of('llm_input_tokens')).toMatchObject([{ provider: 'openai', model: 'gpt-test', quantity: 42 }]);
+    expect(of('llm_output_tokens')).toMatchObject([{ provider: 'openai', model: 'gpt-test', quantity: 3 }]);
+    expect(of('tts_characters')).toMatchObject([{ provider: 'piper', quantity: 'Sure.'.length }]);
+  }, 30_000);
+
+  it('runs an HTTP tool with the arguments the model gave and speaks its result', async () => {
+    rig.openai.setRespond((req) => {
+      const last = req.messages.at(-1) as { role: string };
+      if (last.role === 'tool') return { text: 'On Monday we open at nine.' };
+      return { toolCalls: [{ name: 'get_hours', arguments: { day: 'monday' } }] };
+    });
+    const agentId = await rig.createAgent({
+      tools: [
+        {
+          type: 'http',
+          name: 'get_hours',
+          description: 'Opening hours for a day',
+          url: rig.toolUrl,
+          parameters: { type: 'object', properties: { day: { type: 'string' } }, required: ['day'] },
+        },
+      ],
+    });
+    const { call, client } = await rig.dial(agentId);
+    await client.speak(fixture('hello.ulaw'));
+    await client.waitFor((m) => m.event === 'mark', 8000);
+
+    expect(rig.toolRequests.at(-1)).toMatchObject({ method: 'POST', body: JSON.stringify({ day: 'monday' }) });
+    const followUp = rig.openai.requests.at(-1)!.messages.at(-1);
+    expect(followUp).toMatchObject({ role: 'tool', content: JSON.stringify({ open: '09:00', close: '17:00' }) });
+    const turns = await rig.waitForTurns(call.id, (ts) => ts.some((x) => x.role === 'assistant' && x.endedAt !== null));
+    expect(turns.find((x) => x.role === 'tool')).toMatchObject({ kind: 'tool_call', detail: { name: 'get_hours', ok: true } });
+    expect(turns.find((x) => x.role === 'assistant')!.text).toBe('On Monday we open at nine.');
+    client.stop();
+    await client.closed;
+  }, 30_000);
+
+  it('says a filler line while a slow tool runs', async () => {
+    rig.setToolDelay(1500);
+    rig.openai.setRespond((req) => {
+      const last = req.messages.at(-1) as { role: string };
+      if (last.role === 'tool') return { text: 'Done.' };
+      return { toolCalls: [{ name: 'get_hours', arguments: { day: 'friday' } }] };
+    });
+    const agentId = await rig.createAgent({
+      tools: [{ type: 'http', name: 'get_hours', description: 'Opening hours', url: rig.toolUrl, parameters: { type: 'object' }, fillerMessage: 'Let me check that for you.' }],
+    });
+    const { call, client } = await rig.dial(agentId);
+    await client.speak(fixture('hello.ulaw'));
+    const turns = await rig.waitForTurns(call.id, (ts) => ts.some((x) => x.role === 'assistant' && x.endedAt !== null), 12_000);
+    expect(turns.find((x) => x.role === 'assistant')!.text).toBe('Let me check that for you. Done.');
+    rig.setToolDelay(0);
+    client.stop();
+    await client.closed;
+  }, 30_000);
+
+  it('hangs up after the goodbye when the model calls end_call', async () => {
+    rig.openai.setRespond(() => ({ text: 'Goodbye!', toolCalls: [{ name: 'end_call', arguments: { reason: 'caller is done' } }] }));
+    const agentId = await rig.createAgent({ tools: [{ type: 'builtin', name: 'end_call' }] });
+    const { call, client } = await rig.dial(agentId);
+    await client.speak(fixture('hello.ulaw'));
+    const ended = await rig.waitForEnd(call.id, 10_000);
+    expect(ended).toMatchObject({ endReason: 'agent_hangup', endDetail: 'caller is done' });
+    expect(client.received.some((r) => r.msg.event === 'mark')).toBe(true);
+    await client.closed;
+  }, 30_000);
+
+  it('passes DTMF digits to the agent as one input', async () => {
+    rig.openai.setRespond(() => ({ text: 'Got it.' }));
+    const agentId = await rig.createAgent({});
+    const { client } = await rig.dial(agentId);
+    const before = rig.openai.requests.length;
+    await client.silence(200);
+    client.dtmf('4');
+    client.dtmf('2');
+    client.dtmf('#');
+    await client.waitFor((m) => m.event === 'mark', 8000);
+    const request = rig.openai.requests[before]!;
+    expect(lastUserText(request.messages)).toContain('42');
+    client.stop();
+    await client.closed;
+  }, 30_000);
+
+  it('re-prompts a silent caller, then ends the call politely', async () => {
+    const agentId = await rig.createAgent({ silenceTimeoutSeconds: 1 });
+    const { call, client } = await rig.dial(agentId);
+    const silence = client.silence(6000);
+    const ended = await rig.waitForEnd(call.id, 10_000);
+    expect(ended.endReason).toBe('silence_timeout');
+    const turns = await rig.turns(call.id);
+    expect(turns.map((x) => x.kind)).toEqual(['reprompt', 'goodbye']);
+    client.close();
+    await silence.catch(() => {});
+  }, 30_000);
+});
