@@ -40,6 +40,8 @@ export const testCallRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const agent = await app.agents.get(organizationId, req.params.id);
     const call = await app.calls.create(organizationId, { agentId: agent.id, direction: 'inbound', fromNumber: 'simulator', toNumber: 'simulator', variables: req.body.variables });
     const token = await app.calls.issueStreamToken(call);
+    // Twilio (here: the simulator) connects within a second or two; the STT handshake happens meanwhile.
+    app.sttPrewarm.open(call.id, agent);
     const streamUrl = `${app.config.publicUrl.replace(/^http/, 'ws')}/twilio/media`;
     return reply.code(201).send({ callId: call.id, streamUrl, token, expiresAt: new Date(Date.now() + STREAM_TOKEN_TTL_MS).toISOString() });
   });

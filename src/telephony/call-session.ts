@@ -7,6 +7,7 @@ import { UsageMeterBuffer, type UsageService } from '../billing/usage.service.js
 import { Conversation, LINES } from '../agents/conversation/conversation.js';
 import type { ConversationProviders } from '../agents/conversation/providers.js';
 import { ToolRunner } from '../agents/conversation/tools.js';
+import type { SttPrewarm } from '../agents/conversation/stt-prewarm.js';
 import type { EndReason } from '../calls/calls.table.js';
 import { epochNow, type MediaChannel, type MediaEngine, type MediaEvent } from '../media/media-engine.js';
 import type { CallLatencies } from './call-latency.js';
@@ -20,6 +21,8 @@ export interface CallSessionDeps {
   media: MediaEngine | null;
   /** Speech and language providers; null runs no conversation (echo agents still work). */
   providers: ConversationProviders | null;
+  /** STT streams opened when calls became known. */
+  sttPrewarm: SttPrewarm | null;
   turns: CallTurnsService;
   usage: UsageService;
   toolsAllowPrivateNetwork: boolean;
@@ -133,7 +136,7 @@ export class CallSession {
       publish: (e) => this.publish(e),
       end: (reason, detail) => void this.end(reason, detail),
     });
-    conversation.start();
+    conversation.start(this.deps.sttPrewarm?.take(callId, this.signal) ?? null);
     return conversation;
   }
 

@@ -10,6 +10,7 @@ import { CallLatencies } from './call-latency.js';
 import { CallTurnsService } from '../calls/call-turns.service.js';
 import { UsageService } from '../billing/usage.service.js';
 import { createConversationProviders, type ConversationProviders } from '../agents/conversation/providers.js';
+import { SttPrewarm } from '../agents/conversation/stt-prewarm.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -29,6 +30,8 @@ declare module 'fastify' {
     usage: UsageService;
     /** STT, LLM and TTS providers from the configuration. */
     conversationProviders: ConversationProviders;
+    /** STT connections opened as soon as a call is known, before its media arrives. */
+    sttPrewarm: SttPrewarm;
   }
 }
 
@@ -44,7 +47,10 @@ export const telephonyPlugin = fp(
     app.decorate('callLatencies', new CallLatencies(app.metrics));
     app.decorate('callTurns', new CallTurnsService(app.db));
     app.decorate('usage', new UsageService(app.db));
-    app.decorate('conversationProviders', await createConversationProviders(app.config));
+    const providers = await createConversationProviders(app.config);
+    app.decorate('conversationProviders', providers);
+    const prewarm = new SttPrewarm(providers);
+    app.decorate('sttPrewarm', prewarm);
     // Closing the app ends every live call with a reason before the database goes away. Added before
     // the websocket plugin so it runs before that plugin's own preClose drops every socket unannounced.
     app.addHook('preClose', async () => {
@@ -52,7 +58,10 @@ export const telephonyPlugin = fp(
     });
     await app.register(websocket, { options: { maxPayload: MAX_MESSAGE_BYTES } });
     await app.register(mediaStreamRoutes);
-    app.addHook('onClose', async () => events.close());
+    app.addHook('onClose', async () => {
+      prewarm.close();
+      await events.close();
+    });
   },
   { name: 'telephony', dependencies: ['db', 'rate-limit', 'agents', 'metrics'] },
 );

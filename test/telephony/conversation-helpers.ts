@@ -11,6 +11,7 @@ import type { CallRow, CallTurnRow } from '../../src/calls/calls.table.js';
 import { startFakeDeepgram, type FakeDeepgram, type FakeDeepgramOptions } from '../fakes/deepgram.js';
 import { startFakeOpenAi, type FakeOpenAi, type FakeRespond } from '../fakes/openai.js';
 import { writeTestPiperVoice } from '../fakes/piper-model.js';
+import { startFakeElevenLabs, type FakeElevenLabs } from '../fakes/elevenlabs.js';
 import type { TwilioOutbound } from '../../src/telephony/media-stream/twilio-protocol.js';
 
 const FIXTURES = join(import.meta.dirname, '../fixtures/audio');
@@ -35,6 +36,7 @@ export interface ConversationRig {
   pool: MediaWorkerPool;
   deepgram: FakeDeepgram;
   openai: FakeOpenAi;
+  elevenlabs: FakeElevenLabs;
   /** An HTTP endpoint for agents' tools; `toolDelayMs` slows it down. */
   toolUrl: string;
   toolRequests: ToolRequest[];
@@ -42,6 +44,8 @@ export interface ConversationRig {
   events: CallEvent[];
   createAgent(fields: Record<string, unknown>): Promise<string>;
   dial(agentId: string): Promise<{ call: CallRow; client: TwilioStreamClient }>;
+  /** Starts a test call through the API; the returned client is not connected yet. */
+  testCall(agentId: string): Promise<{ callId: string; client: TwilioStreamClient }>;
   turns(callId: string): Promise<CallTurnRow[]>;
   /** Waits until `test` holds for the call's turns (they are written as the call goes). */
   waitForTurns(callId: string, test: (turns: CallTurnRow[]) => boolean, timeoutMs?: number): Promise<CallTurnRow[]>;
@@ -55,6 +59,7 @@ export async function startConversationRig(opts: { deepgram?: FakeDeepgramOption
   await writeTestPiperVoice(voicesDir, 'test-voice');
   const deepgram = await startFakeDeepgram(opts.deepgram);
   const openai = await startFakeOpenAi({ apiKey: 'test-openai-key', respond: opts.respond });
+  const elevenlabs = await startFakeElevenLabs();
   const toolRequests: ToolRequest[] = [];
   let toolDelayMs = 0;
   const tools: Server = createServer((req: IncomingMessage, res) => {
@@ -78,6 +83,8 @@ export async function startConversationRig(opts: { deepgram?: FakeDeepgramOption
       DEEPGRAM_BASE_URL: deepgram.url,
       OPENAI_API_KEY: 'test-openai-key',
       OPENAI_BASE_URL: openai.baseUrl,
+      ELEVENLABS_API_KEY: 'test-elevenlabs-key',
+      ELEVENLABS_BASE_URL: elevenlabs.url,
       TOOLS_ALLOW_PRIVATE_NETWORK: 'true',
     },
     { mediaEngine: pool },
@@ -105,6 +112,7 @@ export async function startConversationRig(opts: { deepgram?: FakeDeepgramOption
     pool,
     deepgram,
     openai,
+    elevenlabs,
     toolUrl: `http://127.0.0.1:${toolPort}/hours`,
     toolRequests,
     setToolDelay: (ms) => (toolDelayMs = ms),
@@ -132,6 +140,12 @@ export async function startConversationRig(opts: { deepgram?: FakeDeepgramOption
       await client.connect();
       return { call, client };
     },
+    async testCall(agentId) {
+      const res = await t.as(org.keys.member, { method: 'POST', url: `/v1/agents/${agentId}/test-calls`, payload: {} });
+      if (res.statusCode !== 201) throw new Error(`test call: ${res.body}`);
+      const { callId, token } = res.json<{ callId: string; token: string }>();
+      return { callId, client: new TwilioStreamClient({ url, customParameters: { token } }) };
+    },
     turns,
     waitForTurns: (callId, test, timeoutMs = 10_000) => poll(() => turns(callId), test, timeoutMs, 'turns'),
     waitForEnd: (callId, timeoutMs = 10_000) => poll(() => t.app.calls.get(org.id, callId), (c) => c.endedAt !== null, timeoutMs, 'the call to end'),
@@ -140,6 +154,7 @@ export async function startConversationRig(opts: { deepgram?: FakeDeepgramOption
       await pool.close();
       await deepgram.close();
       await openai.close();
+      await elevenlabs.close();
       await new Promise((r) => tools.close(r));
       await rm(voicesDir, { recursive: true, force: true });
     },

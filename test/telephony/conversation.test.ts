@@ -3,6 +3,14 @@ import { fixture, lastUserText, mediaFrames, startConversationRig, type Conversa
 
 // simulator -> real socket -> real Silero VAD in a media worker -> fake Deepgram / OpenAI through the real
 // SDKs -> Piper inference on the test voice -> paced frames and marks back to the simulator.
+const until = async (check: () => boolean, ms = 5000): Promise<void> => {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
 describe('a conversation with an agent, end to end', () => {
   let rig: ConversationRig;
 
@@ -47,6 +55,41 @@ describe('a conversation with an agent, end to end', () => {
       firstFrameOutMs: expect.any(Number),
       overheadMs: expect.any(Number),
     });
+    client.stop();
+    await client.closed;
+  }, 30_000);
+
+  it('opens the STT connection when the test call is created, before the media socket connects', async () => {
+    const agentId = await rig.createAgent({});
+    const before = rig.deepgram.connections.length;
+    const { callId, client } = await rig.testCall(agentId);
+    await until(() => rig.deepgram.connections.length === before + 1);
+    rig.openai.setRespond(() => ({ text: 'Prewarmed.' }));
+    await client.connect();
+    await client.speak(fixture('hello.ulaw'));
+    await client.waitFor((m) => m.event === 'mark', 8000);
+    // The call used the connection opened early; it did not open another.
+    expect(rig.deepgram.connections.length).toBe(before + 1);
+    expect(rig.deepgram.connections.at(-1)!.audioBytes).toBeGreaterThan(8000 * 4);
+    const turns = await rig.waitForTurns(callId, (ts) => ts.some((x) => x.role === 'assistant'));
+    expect(turns[0]).toMatchObject({ role: 'user', text: 'What time do you open on Monday?' });
+    client.stop();
+    await client.closed;
+  }, 30_000);
+
+  it('speaks with an ElevenLabs voice: ulaw_8000 audio straight to the caller', async () => {
+    rig.openai.setRespond(() => ({ text: 'This is ElevenLabs speaking.' }));
+    const agentId = await rig.createAgent({ voice: { provider: 'elevenlabs', voiceId: 'voice-rachel', speed: 1 } });
+    const { call, client } = await rig.dial(agentId);
+    await client.speak(fixture('hello.ulaw'));
+    await client.waitFor((m) => m.event === 'mark', 8000);
+    const request = rig.elevenlabs.requests.at(-1)!;
+    expect(request).toMatchObject({ voiceId: 'voice-rachel', query: { output_format: 'ulaw_8000' } });
+    expect(request.body).toMatchObject({ text: 'This is ElevenLabs speaking.' });
+    const turns = await rig.waitForTurns(call.id, (ts) => ts.some((x) => x.role === 'assistant' && x.endedAt !== null));
+    expect(turns.at(-1)).toMatchObject({ role: 'assistant', text: 'This is ElevenLabs speaking.' });
+    const usage = await rig.t.app.usage.forCall(rig.org.id, call.id);
+    expect(usage.find((u) => u.meter === 'tts_characters')).toMatchObject({ provider: 'elevenlabs', quantity: 'This is ElevenLabs speaking.'.length });
     client.stop();
     await client.closed;
   }, 30_000);

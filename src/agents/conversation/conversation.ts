@@ -109,10 +109,13 @@ export class Conversation {
     deps.signal.addEventListener('abort', () => this.close(), { once: true });
   }
 
-  /** Opens the STT stream (before any audio) and says the first message, or waits for the caller. */
-  start(): void {
+  /**
+   * Opens the STT stream (before any audio; or takes one opened when the call became known) and says
+   * the first message, or waits for the caller.
+   */
+  start(prewarmed: SttStream | null = null): void {
     const { agent } = this.deps;
-    this.stt = this.deps.stt.stream({ language: agent.language, model: agent.stt.model, endpointingMs: agent.stt.endpointingMs, signal: this.deps.signal });
+    this.stt = prewarmed ?? this.deps.stt.stream({ language: agent.language, model: agent.stt.model, endpointingMs: agent.stt.endpointingMs, signal: this.deps.signal });
     void this.listen(this.stt);
     const first = renderPrompt(agent.firstMessage, this.variables).trim();
     if (first) void this.say(first, 'first_message');

@@ -77,6 +77,7 @@ export async function mediaStreamRoutes(app: FastifyInstance): Promise<void> {
           events: app.callEvents,
           media: app.mediaEngine,
           providers: app.conversationProviders,
+          sttPrewarm: app.sttPrewarm,
           turns: app.callTurns,
           usage: app.usage,
           toolsAllowPrivateNetwork: app.config.toolsAllowPrivateNetwork,
