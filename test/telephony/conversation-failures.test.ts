@@ -71,6 +71,19 @@ describe('a conversation under barge-in and provider failures', () => {
     await client.closed;
   }, 30_000);
 
+  it('says goodbye and ends the call at the maximum call duration', async () => {
+    const agentId = await rig.createAgent({ maxDurationSeconds: 10, silenceTimeoutSeconds: 60 });
+    const { call, client } = await rig.dial(agentId);
+    const line = client.silence(14_000);
+    const ended = await rig.waitForEnd(call.id, 15_000);
+    expect(ended.endReason).toBe('max_duration');
+    const turns = await rig.turns(call.id);
+    expect(turns.at(-1)).toMatchObject({ role: 'assistant', kind: 'goodbye', text: LINES.maxDuration, interrupted: false });
+    expect(mediaFrames(client).length).toBeGreaterThan(10);
+    client.close();
+    await line.catch(() => {});
+  }, 30_000);
+
   it('ends the call politely when the speech-to-text service dies for good', async () => {
     rig.openai.setRespond(() => ({ text: 'Hello.' }));
     const agentId = await rig.createAgent({});
