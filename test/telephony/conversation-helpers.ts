@@ -86,6 +86,7 @@ export async function startConversationRig(opts: { deepgram?: FakeDeepgramOption
       ELEVENLABS_API_KEY: 'test-elevenlabs-key',
       ELEVENLABS_BASE_URL: elevenlabs.url,
       TOOLS_ALLOW_PRIVATE_NETWORK: 'true',
+      VOICES_DIR: voicesDir,
     },
     { mediaEngine: pool },
   );

@@ -55,6 +55,11 @@ describe('a conversation with an agent, end to end', () => {
       firstFrameOutMs: expect.any(Number),
       overheadMs: expect.any(Number),
     });
+    const transcript = rig.events.filter((e) => e.callId === call.id && e.type === 'call.transcript' && e.final);
+    expect(transcript.map((e) => (e as { role: string; text: string }).role + ': ' + (e as { text: string }).text)).toEqual([
+      'user: What time do you open on Monday?',
+      'assistant: We open at nine in the morning.',
+    ]);
     client.stop();
     await client.closed;
   }, 30_000);

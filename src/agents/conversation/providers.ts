@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Config } from '../../config.js';
 import type { Agent } from '../agents.schemas.js';
 import type { MediaChannel } from '../../media/media-engine.js';
@@ -33,6 +35,9 @@ export async function createConversationProviders(config: Config): Promise<Conve
       if (!openAi) out.push('the LLM needs OPENAI_API_KEY (or OPENAI_BASE_URL for a self-hosted OpenAI-compatible server)');
       if (agent.voice.provider === 'elevenlabs' && !elevenLabs) out.push('the ElevenLabs voice needs ELEVENLABS_API_KEY');
       if (agent.voice.provider === 'piper' && !media) out.push('Piper needs the media workers');
+      if (agent.voice.provider === 'piper' && !existsSync(join(config.voicesDir, `${agent.voice.voiceId}.onnx`))) {
+        out.push(`Piper voice ${agent.voice.voiceId} is not installed in ${config.voicesDir}: run "vocelio voices pull ${agent.voice.voiceId}"`);
+      }
       return out;
     },
     stt() {
