@@ -20,7 +20,11 @@ import { organizationsPlugin, memberRoutes, meRoutes } from './organizations/ind
 import { authServicesPlugin, apiKeyRoutes, sessionRoutes } from './auth/index.js';
 import { agentsPlugin, agentRoutes } from './agents/index.js';
 import { telephonyPlugin } from './telephony/index.js';
-import { testCallRoutes } from './calls/routes.js';
+import { numbersPlugin, numberRoutes } from './numbers/index.js';
+import { twilioWebhookRoutes } from './telephony/webhooks/routes.js';
+import type { TelephonyProvider } from './telephony/provider/telephony-provider.js';
+import { callControlPlugin, callRoutes, testCallRoutes } from './calls/index.js';
+import { recordingsPlugin, recordingRoutes } from './calls/recordings/index.js';
 import type { MediaEngine } from './media/media-engine.js';
 
 /** The product version, shown in OpenAPI and logs. */
@@ -46,6 +50,8 @@ export interface AppDeps {
   queue?: JobQueue;
   /** Worker-thread media processing; without it calls run with no VAD (and no echo). */
   mediaEngine?: MediaEngine;
+  /** The carrier; default: Twilio when TWILIO_ACCOUNT_SID is set, else none. */
+  telephony?: TelephonyProvider | null;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -113,9 +119,13 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(authServicesPlugin);
   await app.register(agentsPlugin);
   await app.register(authPlugin);
-  await app.register(telephonyPlugin, { mediaEngine: deps.mediaEngine ?? null });
+  await app.register(telephonyPlugin, { mediaEngine: deps.mediaEngine ?? null, telephony: deps.telephony });
+  await app.register(recordingsPlugin, {});
+  await app.register(numbersPlugin);
+  await app.register(callControlPlugin);
 
   await app.register(healthRoutes);
+  await app.register(twilioWebhookRoutes);
   await app.register(sessionRoutes, { prefix: '/auth' });
   await app.register(
     async (v1) => {
@@ -124,6 +134,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       await v1.register(agentRoutes, { prefix: '/agents' });
       await v1.register(testCallRoutes, { prefix: '/agents' });
       await v1.register(apiKeyRoutes, { prefix: '/api-keys' });
+      await v1.register(numberRoutes, { prefix: '/phone-numbers' });
+      await v1.register(callRoutes, { prefix: '/calls' });
+      await v1.register(recordingRoutes, { prefix: '/calls' });
       await v1.register(memberRoutes, { prefix: '/members' });
       await v1.register(auditRoutes, { prefix: '/audit-log' });
     },

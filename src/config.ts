@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
+import { s3SettingsFromEnv, type S3Settings } from './calls/recordings/recording-store.js';
 
 /** Where and how each external provider is reached; base URLs exist so tests and self-hosters can redirect them. */
 export interface ProviderConfig {
@@ -40,6 +41,8 @@ export interface Config {
   trustProxy: boolean;
   /** When set, `/metrics` requires `Authorization: Bearer <token>`. */
   metricsToken?: string;
+  /** An S3-compatible bucket for call recordings (`RECORDINGS_S3_*`); unset: files under `DATA_DIR/recordings`. */
+  recordingsS3?: S3Settings;
   /** Let agents' HTTP tools reach loopback and private networks (off by default: SSRF protection). */
   toolsAllowPrivateNetwork: boolean;
   providers: ProviderConfig;
@@ -153,6 +156,7 @@ export function loadConfig(env: Env = process.env): Config {
     trustProxy: bool(env, 'TRUST_PROXY', false),
     metricsToken: str(env, 'METRICS_TOKEN'),
     toolsAllowPrivateNetwork: bool(env, 'TOOLS_ALLOW_PRIVATE_NETWORK', false),
+    recordingsS3: s3SettingsFromEnv(env),
     providers: {
       twilio: {
         accountSid: twilioSid,

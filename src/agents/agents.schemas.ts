@@ -58,8 +58,30 @@ export const VoicemailSettings = Type.Object(
   { additionalProperties: false },
 );
 
+/** A place `transfer_call` may send a caller; the LLM picks one by name, never dials a number it made up. */
+export const TransferDestination = Type.Object(
+  {
+    name: Type.String({ pattern: '^[a-zA-Z][a-zA-Z0-9_-]{0,63}$', description: 'what the model calls it, e.g. billing' }),
+    number: Type.String({ pattern: '^\\+[1-9][0-9]{6,14}$', description: 'E.164' }),
+    description: Type.Optional(Type.String({ maxLength: 500, description: 'when to transfer there' })),
+  },
+  { additionalProperties: false },
+);
+
 export const BuiltinTool = Type.Object(
-  { type: Type.Literal('builtin'), name: StringEnum(BUILTIN_TOOLS) },
+  {
+    type: Type.Literal('builtin'),
+    name: StringEnum(BUILTIN_TOOLS),
+    destinations: Type.Optional(Type.Array(TransferDestination, { minItems: 1, maxItems: 20, description: 'transfer_call only: where calls may be transferred' })),
+  },
+  { additionalProperties: false },
+);
+
+export const RecordingSettings = Type.Object(
+  {
+    enabled: Type.Boolean({ default: false, description: 'record both sides of every call (caller and agent on two channels)' }),
+    disclosure: Type.String({ maxLength: 500, default: 'This call is recorded.', description: 'said before anything else when recording is on' }),
+  },
   { additionalProperties: false },
 );
 
@@ -115,6 +137,7 @@ const agentFields = {
   maxDurationSeconds: Type.Integer({ minimum: 10, maximum: 14_400, default: 1800 }),
   silenceTimeoutSeconds: Type.Integer({ minimum: 1, maximum: 600, default: 15 }),
   voicemail: VoicemailSettings,
+  recording: RecordingSettings,
   tools: Type.Array(AgentTool, { maxItems: 32, default: [] }),
 };
 
@@ -133,6 +156,7 @@ export const AgentCreate = Type.Object(
     maxDurationSeconds: Type.Optional(agentFields.maxDurationSeconds),
     silenceTimeoutSeconds: Type.Optional(agentFields.silenceTimeoutSeconds),
     voicemail: Type.Optional(agentFields.voicemail),
+    recording: Type.Optional(agentFields.recording),
     tools: Type.Optional(ToolsInput),
   },
   { additionalProperties: false },
@@ -160,6 +184,7 @@ export const AgentUpdate = Type.Object(
     maxDurationSeconds: Type.Optional(noDefault(agentFields.maxDurationSeconds)),
     silenceTimeoutSeconds: Type.Optional(noDefault(agentFields.silenceTimeoutSeconds)),
     voicemail: Type.Optional(agentFields.voicemail),
+    recording: Type.Optional(agentFields.recording),
     tools: Type.Optional(ToolsInput),
   },
   { additionalProperties: false, minProperties: 1 },
@@ -184,6 +209,8 @@ export type SttSettings = Static<typeof SttSettings>;
 export type LlmSettings = Static<typeof LlmSettings>;
 export type InterruptionSettings = Static<typeof InterruptionSettings>;
 export type VoicemailSettings = Static<typeof VoicemailSettings>;
+export type RecordingSettings = Static<typeof RecordingSettings>;
+export type TransferDestination = Static<typeof TransferDestination>;
 export type AgentTool = Static<typeof AgentTool>;
 export type HttpTool = Static<typeof HttpTool>;
 export type AgentToolInput = Static<typeof AgentToolInput>;

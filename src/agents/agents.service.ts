@@ -4,7 +4,7 @@ import type { Db } from '../db/client.js';
 import { newId } from '../shared/ids.js';
 import { invalid, notFound } from '../shared/errors.js';
 import { agents, type AgentRow } from './agents.table.js';
-import type { Agent, AgentCreate, AgentTool, AgentToolInput, AgentUpdate, LlmSettings, SttSettings, VoiceSettings, VoicemailSettings, InterruptionSettings } from './agents.schemas.js';
+import type { Agent, AgentCreate, AgentTool, AgentToolInput, AgentUpdate, LlmSettings, SttSettings, VoiceSettings, VoicemailSettings, InterruptionSettings, RecordingSettings } from './agents.schemas.js';
 import { promptVariables, templateProblem } from './prompt.js';
 
 /** Settings a new agent gets for whatever its creator leaves out. */
@@ -20,6 +20,7 @@ export const AGENT_DEFAULTS = {
   maxDurationSeconds: 1800,
   silenceTimeoutSeconds: 15,
   voicemail: { action: 'hangup' } satisfies VoicemailSettings,
+  recording: { enabled: false, disclosure: 'This call is recorded.' } satisfies RecordingSettings,
   tools: [] as AgentTool[],
 };
 
@@ -65,7 +66,11 @@ function assertWorkable(a: Required<AgentFields>): void {
     const field = `tools.${i}`;
     if (names.has(tool.name)) throw invalid(`${field}: tool name ${tool.name} is used twice`, { field });
     names.add(tool.name);
-    if (tool.type !== 'http') return;
+    if (tool.type === 'builtin') {
+      if (tool.name === 'transfer_call' && !tool.destinations?.length) throw invalid(`${field}: transfer_call needs destinations (name and E.164 number each)`, { field: `${field}.destinations` });
+      if (tool.name !== 'transfer_call' && tool.destinations) throw invalid(`${field}.destinations is for transfer_call only`, { field: `${field}.destinations` });
+      return;
+    }
     let url: URL;
     try {
       url = new URL(tool.url);
@@ -105,6 +110,7 @@ export function toAgent(r: AgentRow): Agent {
     maxDurationSeconds: r.maxDurationSeconds,
     silenceTimeoutSeconds: r.silenceTimeoutSeconds,
     voicemail: r.voicemail,
+    recording: r.recording,
     tools: r.tools,
     promptVariables: promptVariables(r.systemPrompt, r.firstMessage),
     createdAt: r.createdAt.toISOString(),

@@ -6,6 +6,7 @@ import type {
   LlmSettings,
   InterruptionSettings,
   VoicemailSettings,
+  RecordingSettings,
   AgentTool,
 } from './agents.schemas.js';
 
@@ -32,6 +33,7 @@ export const agents = pgTable(
     maxDurationSeconds: integer('max_duration_seconds').notNull(),
     silenceTimeoutSeconds: integer('silence_timeout_seconds').notNull(),
     voicemail: jsonb('voicemail').$type<VoicemailSettings>().notNull(),
+    recording: jsonb('recording').$type<RecordingSettings>().notNull().default({ enabled: false, disclosure: 'This call is recorded.' }),
     tools: jsonb('tools').$type<AgentTool[]>().notNull().default([]),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),

@@ -11,7 +11,11 @@ export type CallEvent =
   /** Live transcript: `final: false` for the caller's interim words, `true` for a finished turn. */
   | { type: 'call.transcript'; callId: string; organizationId: string; at: string; role: 'user' | 'assistant'; text: string; final: boolean; seq?: number; interrupted?: boolean }
   | { type: 'call.tool'; callId: string; organizationId: string; at: string; name: string; ok: boolean; ms: number }
-  | { type: 'call.interrupted'; callId: string; organizationId: string; at: string; seq: number; heardText: string };
+  | { type: 'call.interrupted'; callId: string; organizationId: string; at: string; seq: number; heardText: string }
+  /** The carrier's view of the call moved on (ringing, answered, completed ...). */
+  | { type: 'call.status'; callId: string; organizationId: string; at: string; status: string; durationSeconds?: number }
+  /** Answering-machine detection's verdict; the node holding the call's media acts on it. */
+  | { type: 'call.answered_by'; callId: string; organizationId: string; at: string; answeredBy: string; raw: string };
 
 const CHANNEL_PREFIX = 'vocelio:call-events:';
 

@@ -1,9 +1,9 @@
-import { and, eq, gt, isNull, sql } from 'drizzle-orm';
+import { and, desc, eq, gt, gte, isNull, lt, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { newId, randomToken } from '../shared/ids.js';
 import { notFound } from '../shared/errors.js';
 import { sha256 } from '../auth/api-keys.service.js';
-import { calls, streamTokens, type CallRow, type EndReason } from './calls.table.js';
+import { calls, callTurns, streamTokens, type AnsweredBy, type CallRow, type CallStatus, type EndReason } from './calls.table.js';
 
 /** What is known about a call before its media arrives. */
 export interface NewCall {
@@ -14,7 +14,39 @@ export interface NewCall {
   providerCallSid?: string;
   /** Values for the agent's `{{variables}}` on this call. */
   variables?: Record<string, string>;
+  phoneNumberId?: string | null;
+  idempotencyKey?: string;
+  status?: CallStatus;
+  campaignId?: string;
+  contactId?: string;
+  machineDetection?: boolean;
 }
+
+/** Filters of the calls list. */
+export interface CallFilters {
+  limit: number;
+  beforeId?: string;
+  status?: CallStatus;
+  direction?: 'inbound' | 'outbound';
+  agentId?: string;
+  campaignId?: string;
+  phoneNumberId?: string;
+  createdAfter?: Date;
+  createdBefore?: Date;
+}
+
+/** A carrier status report about a call. */
+export interface ProviderStatusUpdate {
+  status: CallStatus;
+  /** Billed seconds, on the final report. */
+  durationSeconds?: number;
+}
+
+// Statuses only move forward: a replayed or late "ringing" never undoes "in_progress", and nothing moves a
+// call out of a final status. The order is Twilio's call lifecycle.
+const STATUS_RANK_SQL = (column: unknown) => sql`(case ${column} when 'queued' then 0 when 'initiated' then 1 when 'ringing' then 2 when 'in_progress' then 3 else 4 end)`;
+const FINAL_STATUSES: readonly CallStatus[] = ['completed', 'busy', 'no_answer', 'failed', 'canceled'];
+const statusRank = (s: CallStatus): number => ({ queued: 0, initiated: 1, ringing: 2, in_progress: 3 } as Record<string, number>)[s] ?? 4;
 
 /** Why a stream token was refused; logged, never told to the peer. */
 export type TokenRejection = 'missing' | 'unknown' | 'expired' | 'reused';
@@ -30,7 +62,22 @@ export class CallsService {
   async create(organizationId: string, input: NewCall): Promise<CallRow> {
     const [row] = await this.db
       .insert(calls)
-      .values({ id: newId('call'), organizationId, agentId: input.agentId, direction: input.direction, fromNumber: input.fromNumber, toNumber: input.toNumber, providerCallSid: input.providerCallSid, variables: input.variables ?? {} })
+      .values({
+        id: newId('call'),
+        organizationId,
+        agentId: input.agentId,
+        direction: input.direction,
+        fromNumber: input.fromNumber,
+        toNumber: input.toNumber,
+        providerCallSid: input.providerCallSid,
+        variables: input.variables ?? {},
+        phoneNumberId: input.phoneNumberId ?? null,
+        idempotencyKey: input.idempotencyKey,
+        status: input.status ?? 'queued',
+        campaignId: input.campaignId,
+        contactId: input.contactId,
+        machineDetection: input.machineDetection ?? false,
+      })
       .returning();
     return row!;
   }
@@ -40,6 +87,124 @@ export class CallsService {
     const [row] = await this.db.select().from(calls).where(and(eq(calls.id, id), eq(calls.organizationId, organizationId)));
     if (!row) throw notFound('call', id);
     return row;
+  }
+
+  /** A call by id in any organization (webhooks, whose URL names the call), or null. */
+  async find(id: string): Promise<CallRow | null> {
+    const [row] = await this.db.select().from(calls).where(eq(calls.id, id));
+    return row ?? null;
+  }
+
+  /** Sets the carrier's id on a call that has none yet (an outbound call whose webhook came first). */
+  async attachProviderSid(callId: string, providerCallSid: string): Promise<void> {
+    await this.db.update(calls).set({ providerCallSid, updatedAt: sql`now()` }).where(and(eq(calls.id, callId), isNull(calls.providerCallSid)));
+  }
+
+  /** The call a carrier call id belongs to (webhooks), or null. */
+  async byProviderSid(providerCallSid: string): Promise<CallRow | null> {
+    const [row] = await this.db.select().from(calls).where(eq(calls.providerCallSid, providerCallSid));
+    return row ?? null;
+  }
+
+  /** The call placed earlier with this `Idempotency-Key`, or null. */
+  async byIdempotencyKey(organizationId: string, key: string): Promise<CallRow | null> {
+    const [row] = await this.db.select().from(calls).where(and(eq(calls.organizationId, organizationId), eq(calls.idempotencyKey, key)));
+    return row ?? null;
+  }
+
+  /** Records the carrier's id and status once the carrier accepted an outbound call. */
+  async placed(callId: string, providerCallSid: string, status: CallStatus): Promise<CallRow> {
+    const [row] = await this.db
+      .update(calls)
+      .set({ providerCallSid, status: sql`case when ${STATUS_RANK_SQL(calls.status)} < ${statusRank(status)} then ${status} else ${calls.status} end`, updatedAt: sql`now()` })
+      .where(eq(calls.id, callId))
+      .returning();
+    return row!;
+  }
+
+  /**
+   * Applies a carrier status callback idempotently: the status only moves forward, the duration is set
+   * once, and a final status closes a call that is still open (a call the stream never reached).
+   * Returns the call, or null for an unknown carrier id.
+   */
+  async applyProviderStatus(providerCallSid: string, update: ProviderStatusUpdate): Promise<CallRow | null> {
+    const final = FINAL_STATUSES.includes(update.status);
+    const [row] = await this.db
+      .update(calls)
+      .set({
+        status: sql`case when ${STATUS_RANK_SQL(calls.status)} < ${statusRank(update.status)} then ${update.status} else ${calls.status} end`,
+        answeredAt: update.status === 'in_progress' ? sql`coalesce(${calls.answeredAt}, now())` : undefined,
+        durationSeconds: update.durationSeconds !== undefined ? sql`coalesce(${calls.durationSeconds}, ${update.durationSeconds})` : undefined,
+        endedAt: final ? sql`coalesce(${calls.endedAt}, now())` : undefined,
+        endReason: final ? sql`coalesce(${calls.endReason}, ${update.status === 'completed' ? 'carrier_completed' : 'not_answered'})` : undefined,
+        updatedAt: sql`now()`,
+      })
+      .where(eq(calls.providerCallSid, providerCallSid))
+      .returning();
+    return row ?? null;
+  }
+
+  /** Closes an outbound call the carrier refused to place. */
+  async applyFailure(callId: string, detail: string): Promise<void> {
+    await this.db
+      .update(calls)
+      .set({ status: 'failed', endedAt: sql`coalesce(${calls.endedAt}, now())`, endReason: sql`coalesce(${calls.endReason}, 'error')`, endDetail: detail.slice(0, 500), updatedAt: sql`now()` })
+      .where(eq(calls.id, callId));
+  }
+
+  /** Records what answering-machine detection found (first result wins). */
+  async recordAnsweredBy(providerCallSid: string, answeredBy: AnsweredBy): Promise<CallRow | null> {
+    const [row] = await this.db
+      .update(calls)
+      .set({ answeredBy: sql`coalesce(${calls.answeredBy}, ${answeredBy})`, updatedAt: sql`now()` })
+      .where(eq(calls.providerCallSid, providerCallSid))
+      .returning();
+    return row ?? null;
+  }
+
+  /** Links the stored recording to the call. */
+  async setRecording(callId: string, key: string, bytes: number): Promise<void> {
+    await this.db.update(calls).set({ recordingKey: key, recordingBytes: bytes, updatedAt: sql`now()` }).where(and(eq(calls.id, callId), isNull(calls.deletedAt)));
+  }
+
+  /** Where the transfer tool sent the call. */
+  async recordTransfer(callId: string, transfer: { to: string; summary?: string }): Promise<void> {
+    await this.db.update(calls).set({ transfer, updatedAt: sql`now()` }).where(eq(calls.id, callId));
+  }
+
+  /** The organization's calls, newest first, filtered; deleted calls are left out. */
+  async list(organizationId: string, f: CallFilters): Promise<CallRow[]> {
+    return this.db
+      .select()
+      .from(calls)
+      .where(
+        and(
+          eq(calls.organizationId, organizationId),
+          isNull(calls.deletedAt),
+          f.beforeId ? lt(calls.id, f.beforeId) : undefined,
+          f.status ? eq(calls.status, f.status) : undefined,
+          f.direction ? eq(calls.direction, f.direction) : undefined,
+          f.agentId ? eq(calls.agentId, f.agentId) : undefined,
+          f.campaignId ? eq(calls.campaignId, f.campaignId) : undefined,
+          f.phoneNumberId ? eq(calls.phoneNumberId, f.phoneNumberId) : undefined,
+          f.createdAfter ? gte(calls.createdAt, f.createdAfter) : undefined,
+          f.createdBefore ? lt(calls.createdAt, f.createdBefore) : undefined,
+        ),
+      )
+      .orderBy(desc(calls.id))
+      .limit(f.limit);
+  }
+
+  /**
+   * Deletes what a call said (transcript rows) and marks the call deleted; the row itself stays as a
+   * tombstone for billing. Returns the recording key the caller must remove, if any.
+   */
+  async softDelete(organizationId: string, id: string): Promise<{ recordingKey: string | null }> {
+    const call = await this.get(organizationId, id);
+    if (call.deletedAt) throw notFound('call', id);
+    await this.db.delete(callTurns).where(eq(callTurns.callId, call.id));
+    await this.db.update(calls).set({ deletedAt: sql`now()`, recordingKey: null, recordingBytes: null, variables: {}, transfer: null, updatedAt: sql`now()` }).where(eq(calls.id, call.id));
+    return { recordingKey: call.recordingKey };
   }
 
   /** Issues the single-use token the TwiML `<Parameter name="token">` carries to the media socket. */

@@ -2,10 +2,15 @@ import { pgTable, text, timestamp, index, check, uniqueIndex, jsonb, integer, bo
 import { sql } from 'drizzle-orm';
 import { organizations } from '../organizations/organizations.table.js';
 import { agents } from '../agents/agents.table.js';
+import { phoneNumbers } from '../numbers/numbers.table.js';
 
 /** Where a call is in its life; Twilio's call statuses plus our own `in_progress` for a live media stream. */
 export const CALL_STATUSES = ['queued', 'initiated', 'ringing', 'in_progress', 'completed', 'busy', 'no_answer', 'failed', 'canceled'] as const;
 export type CallStatus = (typeof CALL_STATUSES)[number];
+
+/** Who or what answered, from answering-machine detection. */
+export const ANSWERED_BY = ['human', 'machine', 'fax', 'unknown'] as const;
+export type AnsweredBy = (typeof ANSWERED_BY)[number];
 
 /** Why a call ended, from our side of the media stream. */
 export const END_REASONS = [
@@ -18,6 +23,16 @@ export const END_REASONS = [
   'server_shutdown',
   /** The caller stayed silent through the re-prompts. */
   'silence_timeout',
+  /** Busy, no answer, failed or canceled before anyone answered (the status says which). */
+  'not_answered',
+  /** `POST /v1/calls/:id/hangup`. */
+  'hangup_requested',
+  /** Handed to another number by the agent's transfer tool. */
+  'transferred',
+  /** An answering machine picked up and the agent's voicemail behaviour ran. */
+  'voicemail',
+  /** The carrier reported the call over before our media stream ended it (e.g. the stream never started). */
+  'carrier_completed',
   /** A speech or language provider failed with no fallback left. */
   'provider_error',
   'error',
@@ -42,6 +57,24 @@ export const calls = pgTable(
     streamSid: text('stream_sid'),
     fromNumber: text('from_number'),
     toNumber: text('to_number'),
+    phoneNumberId: text('phone_number_id').references(() => phoneNumbers.id),
+    campaignId: text('campaign_id'),
+    contactId: text('contact_id'),
+    /** `Idempotency-Key` of the request that placed the call; one call per key and organization. */
+    idempotencyKey: text('idempotency_key'),
+    /** Answering-machine detection was requested: the agent waits for its verdict before speaking first. */
+    machineDetection: boolean('machine_detection').notNull().default(false),
+    answeredBy: text('answered_by', { enum: ANSWERED_BY }),
+    answeredAt: timestamp('answered_at', { withTimezone: true }),
+    /** The carrier's billed duration, set once from its final status callback. */
+    durationSeconds: integer('duration_seconds'),
+    /** Recording file (relative to the recordings store), when the agent records calls. */
+    recordingKey: text('recording_key'),
+    recordingBytes: integer('recording_bytes'),
+    /** Where the agent's transfer tool sent the call, and the summary whispered to the person answering. */
+    transfer: jsonb('transfer').$type<{ to: string; summary?: string }>(),
+    /** Set by DELETE: transcript and recording are gone, the row stays for billing. */
+    deletedAt: timestamp('deleted_at', { withTimezone: true }),
     /** Per-call values for the agent's `{{variables}}`, over the agent's defaults. */
     variables: jsonb('variables').$type<Record<string, string>>().notNull().default({}),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
@@ -54,6 +87,8 @@ export const calls = pgTable(
   (t) => [
     index('calls_org_idx').on(t.organizationId, t.id),
     uniqueIndex('calls_provider_sid_key').on(t.providerCallSid),
+    uniqueIndex('calls_idempotency_key').on(t.organizationId, t.idempotencyKey),
+    index('calls_org_created_idx').on(t.organizationId, t.createdAt),
     check('calls_direction_check', sql`${t.direction} in ('inbound', 'outbound')`),
   ],
 );

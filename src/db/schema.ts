@@ -5,3 +5,4 @@ export * from '../audit/audit.table.js';
 export * from '../agents/agents.table.js';
 export * from '../calls/calls.table.js';
 export * from '../billing/usage.table.js';
+export * from '../numbers/numbers.table.js';

@@ -15,6 +15,7 @@ export const ID_PREFIXES = {
   call: 'call',
   turn: 'turn',
   usage: 'use',
+  phoneNumber: 'pn',
 } as const;
 
 export type IdPrefix = (typeof ID_PREFIXES)[keyof typeof ID_PREFIXES];

@@ -9,6 +9,13 @@ export const StringEnum = <const T extends readonly string[]>(values: T, options
 export const IdString = (prefix: IdPrefix, description?: string) =>
   Type.String({ pattern: idPattern(prefix), description: description ?? `${prefix}_ id`, examples: [`${prefix}_01jd5z3k8m0000000000000000`] });
 
+/**
+ * An id of one prefix, or null. No `examples` here: fastify-swagger moves them to OpenAPI's `example` only
+ * at the top of a schema, and inside `anyOf` they make the document invalid.
+ */
+export const NullableIdString = (prefix: IdPrefix, description?: string) =>
+  Type.Union([Type.String({ pattern: idPattern(prefix) }), Type.Null()], { description: description ?? `${prefix}_ id or null` });
+
 /** Path parameters `{ id }` for one entity type. */
 export const IdParams = (prefix: IdPrefix) => Type.Object({ id: IdString(prefix) }, { additionalProperties: false });
 

@@ -8,6 +8,10 @@ import { Conversation, LINES } from '../agents/conversation/conversation.js';
 import type { ConversationProviders } from '../agents/conversation/providers.js';
 import { ToolRunner } from '../agents/conversation/tools.js';
 import type { SttPrewarm } from '../agents/conversation/stt-prewarm.js';
+import type { TelephonyProvider } from './provider/telephony-provider.js';
+import { CallRecorder } from '../calls/recordings/call-recorder.js';
+import { recordingKey, recordingTempDir, type RecordingStore } from '../calls/recordings/recording-store.js';
+import { transferTwiml } from './provider/twiml.js';
 import type { EndReason } from '../calls/calls.table.js';
 import { epochNow, type MediaChannel, type MediaEngine, type MediaEvent } from '../media/media-engine.js';
 import type { CallLatencies } from './call-latency.js';
@@ -26,6 +30,12 @@ export interface CallSessionDeps {
   turns: CallTurnsService;
   usage: UsageService;
   toolsAllowPrivateNetwork: boolean;
+  /** The carrier, for hangups and transfers of calls with a carrier leg. */
+  telephony: TelephonyProvider | null;
+  publicUrl: string;
+  /** Where finished recordings go, and the data dir for the partial files. */
+  recordings: RecordingStore;
+  dataDir: string;
   log: FastifyBaseLogger;
   latencies: CallLatencies;
   send(msg: TwilioOutbound): void;
@@ -43,6 +53,13 @@ export interface CallInfo {
   agent: Agent | null;
   /** Per-call values for the agent's `{{variables}}`. */
   variables: Record<string, string>;
+  direction: 'inbound' | 'outbound';
+  /** The call runs through the carrier (not a test call): hangups and transfers go to it. */
+  carrierLeg: boolean;
+  /** Our side's number (caller ID for transfers). */
+  ourNumber: string | null;
+  /** Outbound with answering-machine detection, verdict not in yet: the agent waits before speaking. */
+  awaitAnsweredBy: boolean;
 }
 
 // Audio kept from before VAD declares speech: Silero confirms onset after some speech has passed, and a
@@ -51,6 +68,8 @@ export interface CallInfo {
 const PREROLL_FRAMES = 50;
 // Echo mode never replays more than this, whatever the caller does.
 const MAX_ECHO_FRAMES = 30 * 50;
+// Ends on our side that the carrier must hear about; the others came from the carrier or the caller.
+const CARRIER_HANGUP_REASONS = new Set<EndReason>(['agent_hangup', 'max_duration', 'silence_timeout', 'provider_error', 'voicemail', 'not_answered', 'worker_crashed', 'protocol_error', 'error']);
 // After the max-duration goodbye starts, the call ends at the latest this much later.
 const WRAP_UP_BACKSTOP_MS = 15_000;
 
@@ -63,6 +82,8 @@ export class CallSession {
   private readonly outbound: OutboundAudio;
   private channel: MediaChannel | null = null;
   private conversation: Conversation | null = null;
+  private recorder: Promise<CallRecorder | null> | null = null;
+  private recorderReady: CallRecorder | null = null;
   private ended = false;
   private maxDurationTimer: NodeJS.Timeout | null = null;
   // The last PREROLL_FRAMES caller frames and the stream time (ms) each one starts at.
@@ -96,6 +117,7 @@ export class CallSession {
       this.channel = this.deps.media.open(this.info.callId, { minSilenceMs: agent?.stt.endpointingMs, minSpeechMs: agent?.interruption.minSpeechMs }, (e) => this.onMediaEvent(e));
     }
     this.publish({ type: 'call.started' });
+    if (agent?.recording.enabled) this.startRecording();
     if (agent && agent.voice.provider !== 'echo') {
       const problems = this.deps.providers?.problems(agent, this.channel) ?? ['no conversation providers'];
       if (problems.length > 0) {
@@ -122,7 +144,7 @@ export class CallSession {
       stt: providers.stt(agent),
       llm: providers.llm(agent, (from, to, reason) => log.warn({ from, to, reason }, 'LLM fell back')),
       tts: providers.tts(agent, this.channel),
-      tools: new ToolRunner(agent.tools, { allowPrivateNetwork: this.deps.toolsAllowPrivateNetwork }),
+      tools: new ToolRunner(agent.tools, { allowPrivateNetwork: this.deps.toolsAllowPrivateNetwork, canTransfer: this.info.carrierLeg && this.deps.telephony !== null }),
       turns: this.deps.turns,
       usage: new UsageMeterBuffer(this.deps.usage, organizationId, callId),
       voice: {
@@ -135,9 +157,49 @@ export class CallSession {
       signal: this.signal,
       publish: (e) => this.publish(e),
       end: (reason, detail) => void this.end(reason, detail),
+      transfer: (to, summary) => this.transfer(to, summary),
     });
-    conversation.start(this.deps.sttPrewarm?.take(callId, this.signal) ?? null);
+    conversation.start({ prewarmed: this.deps.sttPrewarm?.take(callId, this.signal) ?? null, awaitAnsweredBy: this.info.awaitAnsweredBy });
     return conversation;
+  }
+
+  // Both sides of the call, from the frames that pass through here anyway; nothing is held in memory.
+  private startRecording(): void {
+    const log = this.deps.log;
+    this.recorder = CallRecorder.start(recordingTempDir(this.deps.dataDir), this.info.callId, { onError: (err) => log.warn({ err }, 'recording stopped') })
+      .then((r) => (this.recorderReady = r))
+      .catch((err: unknown) => {
+        log.warn({ err }, 'could not start recording');
+        return null;
+      });
+  }
+
+  private async saveRecording(): Promise<void> {
+    const recorder = await this.recorder;
+    this.recorderReady = null;
+    const done = await recorder?.finish();
+    if (!done) return;
+    try {
+      const key = recordingKey(this.info.organizationId, this.info.callId);
+      const { bytes } = await this.deps.recordings.save(key, done.path);
+      await this.deps.calls.setRecording(this.info.callId, key, bytes);
+    } catch (err) {
+      this.deps.log.error({ err }, 'could not store recording');
+    }
+  }
+
+  /** Answering-machine detection's verdict arrived (possibly on another node, via call events). */
+  onAnsweredBy(answeredBy: 'human' | 'machine' | 'fax' | 'unknown'): void {
+    this.conversation?.onAnsweredBy(answeredBy);
+  }
+
+  // Redirects the live call to `to` with a new TwiML document; Twilio then ends our stream.
+  private async transfer(to: string, summary: string | undefined): Promise<void> {
+    const telephony = this.deps.telephony;
+    if (!telephony || !this.info.carrierLeg) throw new Error('this call cannot be transferred');
+    await this.deps.calls.recordTransfer(this.info.callId, { to, summary });
+    const whisperUrl = summary ? `${this.deps.publicUrl}/twilio/whisper?callId=${this.info.callId}` : undefined;
+    await telephony.updateCallTwiml(this.info.callSid, transferTwiml({ to, callerId: this.info.ourNumber ?? undefined, whisperUrl }));
   }
 
   private onMaxDuration(): void {
@@ -159,6 +221,7 @@ export class CallSession {
     const audio = written === FRAME_BYTES ? frame : frame.slice(0, written);
     this.framesIn++;
     if (this.info.agent?.voice.provider === 'echo') this.keepForEcho(audio.slice());
+    this.recorderReady?.caller(audio);
     // A copy: the frame's buffer is transferred to the worker below, and the STT may still hold it.
     this.conversation?.onAudio(audio.slice());
     this.channel?.push(audio);
@@ -186,6 +249,7 @@ export class CallSession {
     this.channel?.close();
     // The abort above closed the conversation; let its last turn and usage writes land before the record closes.
     if (this.conversation) await settleWithin(this.conversation.settled(), 2000);
+    if (this.recorder) await settleWithin(this.saveRecording(), 10_000);
     try {
       await this.deps.calls.close(this.info.callId, reason, detail);
     } catch (err) {
@@ -194,6 +258,10 @@ export class CallSession {
     this.publish({ type: 'call.ended', reason });
     this.deps.onEnded(this);
     if (reason !== 'socket_closed') this.deps.hangUp(1000, reason);
+    // Closing the stream ends <Connect> and with it the call; telling the carrier too makes sure of it.
+    if (CARRIER_HANGUP_REASONS.has(reason) && this.info.carrierLeg && this.deps.telephony) {
+      this.deps.telephony.hangUp(this.info.callSid).catch((err: unknown) => this.deps.log.warn({ err }, 'carrier hangup failed'));
+    }
   }
 
   private onMediaEvent(e: MediaEvent): void {
@@ -233,7 +301,10 @@ export class CallSession {
   }
 
   private sendOut(msg: TwilioOutbound): void {
-    if (msg.event === 'media') this.conversation?.onFrameSent();
+    if (msg.event === 'media') {
+      this.conversation?.onFrameSent();
+      this.recorderReady?.agent(Buffer.from(msg.media.payload, 'base64'));
+    } else if (msg.event === 'clear') this.recorderReady?.agentCleared();
     if (msg.event === 'media' && this.answerPendingSince !== null) {
       this.deps.latencies.echoOverhead(epochNow() - this.answerPendingSince);
       this.answerPendingSince = null;

@@ -11,6 +11,8 @@ import { CallTurnsService } from '../calls/call-turns.service.js';
 import { UsageService } from '../billing/usage.service.js';
 import { createConversationProviders, type ConversationProviders } from '../agents/conversation/providers.js';
 import { SttPrewarm } from '../agents/conversation/stt-prewarm.js';
+import type { TelephonyProvider } from './provider/telephony-provider.js';
+import { TwilioProvider } from './provider/twilio-provider.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -32,12 +34,23 @@ declare module 'fastify' {
     conversationProviders: ConversationProviders;
     /** STT connections opened as soon as a call is known, before its media arrives. */
     sttPrewarm: SttPrewarm;
+    /** The carrier (Twilio), or null when no account is configured. */
+    telephony: TelephonyProvider | null;
   }
 }
 
 /** Calls, live sessions and the Twilio Media Streams socket. */
 export const telephonyPlugin = fp(
-  async (app, opts: { mediaEngine: MediaEngine | null }) => {
+  async (app, opts: { mediaEngine: MediaEngine | null; telephony?: TelephonyProvider | null }) => {
+    const twilio = app.config.providers.twilio;
+    app.decorate(
+      'telephony',
+      opts.telephony !== undefined
+        ? opts.telephony
+        : twilio.accountSid
+          ? new TwilioProvider({ accountSid: twilio.accountSid, authToken: twilio.authToken, apiKeySid: twilio.apiKeySid, apiKeySecret: twilio.apiKeySecret, baseUrl: twilio.baseUrl })
+          : null,
+    );
     app.decorate('calls', new CallsService(app.db));
     const events = new CallEventBus(app.redis);
     await events.start();
@@ -55,6 +68,12 @@ export const telephonyPlugin = fp(
     // the websocket plugin so it runs before that plugin's own preClose drops every socket unannounced.
     app.addHook('preClose', async () => {
       await Promise.all([...app.callSessions.values()].map((s) => s.end('server_shutdown')));
+    });
+    // Answering-machine verdicts reach whichever node got the webhook; the node holding the call acts.
+    events.subscribe((e) => {
+      if (e.type !== 'call.answered_by') return;
+      const answeredBy = e.answeredBy === 'human' || e.answeredBy === 'machine' || e.answeredBy === 'fax' ? e.answeredBy : 'unknown';
+      app.callSessions.get(e.callId)?.onAnsweredBy(answeredBy);
     });
     await app.register(websocket, { options: { maxPayload: MAX_MESSAGE_BYTES } });
     await app.register(mediaStreamRoutes);

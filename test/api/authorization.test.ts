@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HTTPMethods, LightMyRequestResponse } from 'fastify';
 import { asc, eq } from 'drizzle-orm';
@@ -7,6 +10,9 @@ import { expectError } from '../helpers/errors.js';
 import { ROLES, memberships, type Role } from '../../src/organizations/organizations.table.js';
 import { agents } from '../../src/agents/agents.table.js';
 import { apiKeys } from '../../src/auth/auth.table.js';
+import { phoneNumbers } from '../../src/numbers/numbers.table.js';
+import { calls } from '../../src/calls/calls.table.js';
+import { startFakeTwilio, type FakeTwilio } from '../fakes/twilio.js';
 
 /**
  * The specification: the least role each /v1 route needs, keyed `METHOD path` as the OpenAPI document
@@ -30,11 +36,36 @@ const REQUIRED_ROLE: Record<string, Role> = {
   'PATCH /v1/members/{id}': 'admin',
   'DELETE /v1/members/{id}': 'admin',
   'GET /v1/audit-log': 'admin',
+  'GET /v1/phone-numbers/available': 'member',
+  'GET /v1/phone-numbers': 'viewer',
+  'GET /v1/phone-numbers/{id}': 'viewer',
+  'POST /v1/phone-numbers': 'admin',
+  'POST /v1/phone-numbers/import': 'admin',
+  'PATCH /v1/phone-numbers/{id}': 'member',
+  'DELETE /v1/phone-numbers/{id}': 'admin',
+  'GET /v1/calls': 'viewer',
+  'POST /v1/calls': 'member',
+  'GET /v1/calls/{id}': 'viewer',
+  'POST /v1/calls/{id}/hangup': 'member',
+  'DELETE /v1/calls/{id}': 'admin',
+  'GET /v1/calls/{id}/recording': 'viewer',
 };
 
 const run = randomBytes(3).toString('hex');
 let serial = 0;
 const unique = () => `${run}-${++serial}`;
+
+/** The carrier the phone-number routes talk to; every test here may buy, import and release at it. */
+let fake: FakeTwilio;
+// Numbers for sale (and to import), plenty for every target and body this file makes.
+const forSale = Array.from({ length: 40 }, (_, i) => `+1737555${2000 + i}`);
+const ownable = Array.from({ length: 200 }, (_, i) => `+1737555${3000 + i}`);
+const nextForSale = () => fake.available[0]!.phoneNumber;
+const nextOwnable = () => {
+  const phoneNumber = ownable.shift();
+  if (!phoneNumber) throw new Error('out of numbers to import; add more to `ownable`');
+  return phoneNumber;
+};
 
 /** A valid body for every route that takes one, so that only credentials decide the outcome. */
 const BODIES: Record<string, () => unknown> = {
@@ -44,7 +75,16 @@ const BODIES: Record<string, () => unknown> = {
   'POST /v1/api-keys': () => ({ name: `Key ${unique()}`, role: 'viewer' }),
   'POST /v1/members': () => ({ email: `member-${unique()}@example.test`, role: 'viewer' }),
   'PATCH /v1/members/{id}': () => ({ role: 'member' }),
+  'POST /v1/phone-numbers': () => ({ phoneNumber: nextForSale() }),
+  // A number the account owns at Twilio but nobody imported yet.
+  'POST /v1/phone-numbers/import': () => ({ providerSid: fake.addOwnedNumber({ phoneNumber: nextOwnable() }).sid }),
+  'PATCH /v1/phone-numbers/{id}': () => ({ friendlyName: `Renamed ${unique()}` }),
+  // The agent and its number are made in beforeAll.
+  'POST /v1/calls': () => ({ agentId: callAgent.agentId, phoneNumberId: callAgent.numberId, to: '+14155550123' }),
 };
+
+/** An agent with a number of its own, for placing calls. */
+const callAgent = { agentId: '', numberId: '' };
 
 const HTTP_METHODS = new Set(['get', 'post', 'put', 'patch', 'delete']);
 
@@ -86,11 +126,33 @@ describe('authorization of every /v1 route', () => {
     agents: async () => (await owner('POST', '/v1/agents', { name: `Target ${unique()}` })).json<{ id: string }>().id,
     'api-keys': async () => (await owner('POST', '/v1/api-keys', { name: `Target ${unique()}`, role: 'member' })).json<{ id: string }>().id,
     members: async () => (await owner('POST', '/v1/members', { email: `target-${unique()}@example.test`, role: 'viewer' })).json<{ id: string }>().id,
+    'phone-numbers': async () => (await owner('POST', '/v1/phone-numbers', { phoneNumber: nextForSale() })).json<{ id: string }>().id,
+    // A live call with no carrier leg (as a test call is): it can be read and hung up.
+    calls: async () => (await t.app.calls.create(org.id, { agentId: null, direction: 'inbound' })).id,
+  };
+
+  // Routes whose target must be in a particular state.
+  const makeTargetForRoute: Record<string, () => Promise<string>> = {
+    'GET /v1/calls/{id}/recording': async () => {
+      const call = await t.app.calls.create(org.id, { agentId: null, direction: 'inbound' });
+      const dir = await mkdtemp(join(tmpdir(), 'vocelio-rec-'));
+      const file = join(dir, 'call.wav');
+      await writeFile(file, Buffer.from('RIFF0000WAVE'));
+      const key = `${org.id}/${call.id}.wav`;
+      const { bytes } = await t.app.recordings.save(key, file);
+      await t.app.calls.setRecording(call.id, key, bytes);
+      return call.id;
+    },
+    'DELETE /v1/calls/{id}': async () => {
+      const call = await t.app.calls.create(org.id, { agentId: null, direction: 'inbound' });
+      await t.app.calls.close(call.id, 'stream_stopped');
+      return call.id;
+    },
   };
 
   const collectionOf = (route: Route) => route.path.split('/')[2]!;
 
-  async function send(route: Route, authorization: string | undefined, id?: string): Promise<LightMyRequestResponse> {
+  async function send(route: Route, authorization: string | undefined, id?: string, payload = BODIES[route.key]?.() as object | undefined): Promise<LightMyRequestResponse> {
     let url = route.path;
     if (url.includes('{id}')) {
       if (!id) throw new Error(`${route.key} needs an id`);
@@ -100,7 +162,7 @@ describe('authorization of every /v1 route', () => {
       method: route.method as HTTPMethods,
       url,
       headers: authorization === undefined ? {} : { authorization },
-      payload: BODIES[route.key]?.() as object | undefined,
+      payload,
     });
   }
 
@@ -114,28 +176,46 @@ describe('authorization of every /v1 route', () => {
         ({ lastUsedAt: _lastUsedAt, ...key }) => key,
       ),
       members: await db.select().from(memberships).where(eq(memberships.organizationId, org.id)).orderBy(asc(memberships.id)),
+      phoneNumbers: await db.select().from(phoneNumbers).where(eq(phoneNumbers.organizationId, org.id)).orderBy(asc(phoneNumbers.id)),
+      calls: await db.select().from(calls).where(eq(calls.organizationId, org.id)).orderBy(asc(calls.id)),
+      // What the carrier holds: a refused request must not have bought, configured or released anything.
+      twilioNumbers: fake.numbers.map((n) => ({ ...n })),
     };
   }
 
-  /** Sends every route with the same credentials against the shared targets; reports status, error and whether state moved. */
+  /**
+   * Sends every route with the same credentials against the shared targets; reports status, error, whether
+   * state moved and whether any request reached Twilio.
+   */
   async function refusals(forRoutes: Route[], authorization: string | undefined) {
     const outcome: Record<string, unknown> = {};
     for (const route of forRoutes) {
+      // The body first: building the import body adds a number at the fake, which is setup, not the route's doing.
+      const payload = BODIES[route.key]?.() as object | undefined;
       const before = await orgState();
-      const res = await send(route, authorization, targets[collectionOf(route)]);
-      outcome[route.key] = { status: res.statusCode, body: res.json(), stateUnchanged: JSON.stringify(await orgState()) === JSON.stringify(before) };
+      const twilioBefore = fake.requests.length;
+      const res = await send(route, authorization, targets[collectionOf(route)], payload);
+      outcome[route.key] = {
+        status: res.statusCode,
+        body: res.json(),
+        stateUnchanged: JSON.stringify(await orgState()) === JSON.stringify(before),
+        twilioUntouched: fake.requests.length === twilioBefore,
+      };
     }
     return outcome;
   }
 
   const refused = (forRoutes: Route[], status: number, code: string) =>
     Object.fromEntries(
-      forRoutes.map((r) => [r.key, { status, body: { error: { code, message: expect.any(String), requestId: expect.any(String) } }, stateUnchanged: true }]),
+      forRoutes.map((r) => [r.key, { status, body: { error: { code, message: expect.any(String), requestId: expect.any(String) } }, stateUnchanged: true, twilioUntouched: true }]),
     );
 
   beforeAll(async () => {
-    t = await testApp();
+    fake = await startFakeTwilio({ availableNumbers: forSale.map((phoneNumber) => ({ phoneNumber })) });
+    t = await testApp({ TWILIO_ACCOUNT_SID: fake.accountSid, TWILIO_AUTH_TOKEN: fake.authToken, TWILIO_BASE_URL: fake.baseUrl });
     org = await t.createOrg();
+    callAgent.agentId = (await owner('POST', '/v1/agents', { name: 'Caller' })).json<{ id: string }>().id;
+    callAgent.numberId = (await owner('POST', '/v1/phone-numbers', { phoneNumber: nextForSale(), agentId: callAgent.agentId })).json<{ id: string }>().id;
     routes = v1Routes(t);
     targets = {};
     for (const collection of new Set(routes.filter((r) => r.path.includes('{id}')).map(collectionOf))) {
@@ -144,7 +224,10 @@ describe('authorization of every /v1 route', () => {
       targets[collection] = await make();
     }
   });
-  afterAll(() => t.close());
+  afterAll(async () => {
+    await t?.close();
+    await fake?.close();
+  });
 
   describe('the route list', () => {
     it('is discovered from the OpenAPI document and includes the agents and api-keys routes', () => {
@@ -180,7 +263,7 @@ describe('authorization of every /v1 route', () => {
     it('lets a key with exactly the required role use every route', async () => {
       const outcome: Record<string, string> = {};
       for (const route of routes) {
-        const make = makeTarget[collectionOf(route)];
+        const make = makeTargetForRoute[route.key] ?? makeTarget[collectionOf(route)];
         const id = route.path.includes('{id}') ? await make!() : undefined;
         const res = await send(route, `Bearer ${org.keys[REQUIRED_ROLE[route.key]!]}`, id);
         outcome[route.key] = isSuccess(res) ? '2xx' : `${res.statusCode} ${res.body}`;

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HTTPMethods, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { testApp, type TestApp, type TestOrg } from '../helpers/app.js';
 import { expectError, expectErrorShape, type ApiError } from '../helpers/errors.js';
+import { startFakeTwilio, type FakeTwilio } from '../fakes/twilio.js';
 
 /** The fields an error names: schema failures list `details[].field`, service checks give `details.field`. */
 function fieldsOf(error: ApiError): string[] {
@@ -103,6 +104,8 @@ function fuzzer(random: () => number) {
 }
 
 describe('request input', () => {
+  /** The carrier behind the phone-number routes: bad input must never reach it. */
+  let fake: FakeTwilio;
   let t: TestApp;
   /** Only ever sent bad input: at the end it must look as if nothing had been sent. */
   let org: TestOrg;
@@ -111,11 +114,15 @@ describe('request input', () => {
 
   beforeAll(async () => {
     // The fuzz loop alone sends hundreds of requests with one key; the rate limit is not under test here.
-    t = await testApp({ RATE_LIMIT_PER_MINUTE: '1000000' });
+    fake = await startFakeTwilio();
+    t = await testApp({ RATE_LIMIT_PER_MINUTE: '1000000', TWILIO_ACCOUNT_SID: fake.accountSid, TWILIO_AUTH_TOKEN: fake.authToken, TWILIO_BASE_URL: fake.baseUrl });
     org = await t.createOrg('Pristine');
     lab = await t.createOrg('Lab');
   });
-  afterAll(() => t.close());
+  afterAll(async () => {
+    await t?.close();
+    await fake?.close();
+  });
 
   /** Every request goes through here: none may ever answer 5xx, and every 4xx has the error shape. */
   async function send(opts: InjectOptions & { method: HTTPMethods; url: string }): Promise<LightMyRequestResponse> {
@@ -128,8 +135,12 @@ describe('request input', () => {
 
   describe('bad input', () => {
     let existingAgentId: string;
+    let existingNumberId: string;
     let agentsBefore: string;
     let keysBefore: object[];
+    let numbersBefore: string;
+    let twilioRequestsBefore: number;
+    const ownedSid = `PN${'ab'.repeat(16)}`;
 
     const agentList = async () => (await send({ method: 'GET', url: '/v1/agents?limit=100', headers: bearer(org.keys.owner) })).body;
     // Authenticating stamps lastUsedAt on the keys this file uses; that is not a change the requests made.
@@ -138,11 +149,19 @@ describe('request input', () => {
         .json<{ data: { lastUsedAt?: string | null }[] }>()
         .data.map(({ lastUsedAt: _lastUsedAt, ...key }) => key);
 
+    const numberList = async () => (await send({ method: 'GET', url: '/v1/phone-numbers?limit=100', headers: bearer(org.keys.owner) })).body;
+
     beforeAll(async () => {
       const res = await t.as(org.keys.owner, { method: 'POST', url: '/v1/agents', payload: { name: 'Existing', tools: [{ type: 'builtin', name: 'end_call' }] } });
       existingAgentId = res.json<{ id: string }>().id;
+      const bought = await t.as(org.keys.owner, { method: 'POST', url: '/v1/phone-numbers', payload: { phoneNumber: '+14155550101', agentId: existingAgentId } });
+      existingNumberId = bought.json<{ id: string }>().id;
+      // Owned at Twilio and importable: only the bad input itself may stop an import.
+      fake.addOwnedNumber({ sid: ownedSid, phoneNumber: '+14155550199' });
       agentsBefore = await agentList();
       keysBefore = await keyList();
+      numbersBefore = await numberList();
+      twilioRequestsBefore = fake.requests.length;
     });
 
     interface Endpoint {
@@ -225,6 +244,46 @@ describe('request input', () => {
         withText: [(text) => ({ email: 'someone@example.test', password: text }), 'password'],
         unknownFields: [[{ email: 'someone@example.test', password: 'x', remember: true }, 'remember']],
       },
+      {
+        name: 'POST /v1/phone-numbers',
+        method: 'POST',
+        url: () => '/v1/phone-numbers',
+        headers: () => bearer(org.keys.admin),
+        wrongTypes: [
+          [{ phoneNumber: 14155550102 }, 'phoneNumber'],
+          [{ phoneNumber: '+14155550102', agentId: 5 }, 'agentId'],
+          [{ phoneNumber: '+14155550102', friendlyName: ['Main'] }, 'friendlyName'],
+        ],
+        withText: [(text) => ({ phoneNumber: '+14155550102', friendlyName: text }), 'friendlyName'],
+        unknownFields: [
+          [{ phoneNumber: '+14155550102', price: 1 }, 'price'],
+          [{ phoneNumber: '+14155550102', voiceUrl: 'https://elsewhere.example/voice' }, 'voiceUrl'],
+        ],
+      },
+      {
+        name: 'POST /v1/phone-numbers/import',
+        method: 'POST',
+        url: () => '/v1/phone-numbers/import',
+        headers: () => bearer(org.keys.admin),
+        wrongTypes: [
+          [{ providerSid: 5 }, 'providerSid'],
+          [{ providerSid: ownedSid, agentId: true }, 'agentId'],
+        ],
+        withText: [(text) => ({ providerSid: ownedSid, friendlyName: text }), 'friendlyName'],
+        unknownFields: [[{ providerSid: ownedSid, statusCallback: 'https://elsewhere.example/status' }, 'statusCallback']],
+      },
+      {
+        name: 'PATCH /v1/phone-numbers/:id',
+        method: 'PATCH',
+        url: () => `/v1/phone-numbers/${existingNumberId}`,
+        headers: () => bearer(org.keys.member),
+        wrongTypes: [
+          [{ agentId: 5 }, 'agentId'],
+          [{ friendlyName: 5 }, 'friendlyName'],
+        ],
+        withText: [(text) => ({ friendlyName: text }), 'friendlyName'],
+        unknownFields: [[{ friendlyName: 'Main', phoneNumber: '+14155550102' }, 'phoneNumber']],
+      },
     ];
 
     describe.each(endpoints)('$name', (endpoint) => {
@@ -289,6 +348,15 @@ describe('request input', () => {
       it.each(badIds)('answers 400 or 404 with the error shape to %s', async (_what, id) => {
         for (const [method, payload] of methods) {
           const res = await send({ method, url: `/v1/agents/${id}`, headers: bearer(org.keys.owner), ...(payload ? { payload } : {}) });
+          expect([400, 404], `${method} ${id.slice(0, 40)}: ${res.statusCode} ${res.body.slice(0, 200)}`).toContain(res.statusCode);
+          expectErrorShape(res);
+        }
+      });
+
+      it.each(badIds)('answers 400 or 404 with the error shape to %s as a phone number id', async (_what, agentShaped) => {
+        const id = agentShaped.replace(/^agt_/, 'pn_');
+        for (const [method, payload] of [...methods.filter(([m]) => m !== 'PATCH'), ['PATCH', { friendlyName: 'renamed' }] as const]) {
+          const res = await send({ method, url: `/v1/phone-numbers/${id}`, headers: bearer(org.keys.owner), ...(payload ? { payload } : {}) });
           expect([400, 404], `${method} ${id.slice(0, 40)}: ${res.statusCode} ${res.body.slice(0, 200)}`).toContain(res.statusCode);
           expectErrorShape(res);
         }
@@ -359,6 +427,14 @@ describe('request input', () => {
 
       it("leaves the organization's API keys exactly as they were", async () => {
         expect(await keyList()).toEqual(keysBefore);
+      });
+
+      it("leaves the organization's phone numbers exactly as they were", async () => {
+        expect(await numberList()).toBe(numbersBefore);
+      });
+
+      it('never reached Twilio', () => {
+        expect(fake.requests.slice(twilioRequestsBefore)).toEqual([]);
       });
     });
   });

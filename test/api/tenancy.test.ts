@@ -3,6 +3,7 @@ import type { HTTPMethods, LightMyRequestResponse } from 'fastify';
 import { testApp, type TestApp, type TestOrg } from '../helpers/app.js';
 import { expectError } from '../helpers/errors.js';
 import { newId } from '../../src/shared/ids.js';
+import { startFakeTwilio, type FakeTwilio } from '../fakes/twilio.js';
 
 interface Page {
   data: { id: string }[];
@@ -14,9 +15,12 @@ interface Resources {
   agentId: string;
   apiKeyId: string;
   memberId: string;
+  phoneNumberId: string;
 }
 
 describe('tenant isolation', () => {
+  /** The carrier behind the phone-number routes; nothing A does to B's numbers may reach it. */
+  let fake: FakeTwilio;
   let t: TestApp;
   let a: TestOrg;
   let b: TestOrg;
@@ -44,24 +48,33 @@ describe('tenant isolation', () => {
   }
 
   beforeAll(async () => {
-    t = await testApp();
+    fake = await startFakeTwilio();
+    t = await testApp({ TWILIO_ACCOUNT_SID: fake.accountSid, TWILIO_AUTH_TOKEN: fake.authToken, TWILIO_BASE_URL: fake.baseUrl });
     a = await t.createOrg('A');
     b = await t.createOrg('B');
     await post(a.keys.owner, '/v1/agents', { name: 'A agent' });
     await post(b.keys.owner, '/v1/agents', { name: 'B first agent' });
+    await post(a.keys.owner, '/v1/phone-numbers', { phoneNumber: '+14155550101' });
+    await post(b.keys.owner, '/v1/phone-numbers', { phoneNumber: '+14155550102' });
+    const bAgentId = await post(b.keys.owner, '/v1/agents', { name: 'B agent', systemPrompt: 'Hello {{name}}' });
     bOwns = {
-      agentId: await post(b.keys.owner, '/v1/agents', { name: 'B agent', systemPrompt: 'Hello {{name}}' }),
+      agentId: bAgentId,
       apiKeyId: await post(b.keys.owner, '/v1/api-keys', { name: 'B key', role: 'viewer' }),
       memberId: await post(b.keys.owner, '/v1/members', { email: 'b-viewer@example.test', role: 'viewer' }),
+      phoneNumberId: await post(b.keys.owner, '/v1/phone-numbers', { phoneNumber: '+14155550177', agentId: bAgentId }),
     };
   });
-  afterAll(() => t.close());
+  afterAll(async () => {
+    await t?.close();
+    await fake?.close();
+  });
 
   // How org B reads each of its resources back, to prove A's attempt changed nothing.
   const readAsB: Record<string, (r: Resources) => Promise<LightMyRequestResponse>> = {
     agent: (r) => t.as(b.keys.owner, { method: 'GET', url: `/v1/agents/${r.agentId}` }),
     apiKey: (r) => t.as(b.keys.owner, { method: 'GET', url: `/v1/api-keys/${r.apiKeyId}` }),
     member: () => t.as(b.keys.owner, { method: 'GET', url: '/v1/members?limit=100' }),
+    phoneNumber: (r) => t.as(b.keys.owner, { method: 'GET', url: `/v1/phone-numbers/${r.phoneNumberId}` }),
   };
 
   const attempts: { action: string; method: HTTPMethods; url: (r: Resources) => string; payload?: object; reads: keyof typeof readAsB }[] = [
@@ -73,22 +86,28 @@ describe('tenant isolation', () => {
     { action: 'revoke an API key', method: 'DELETE', url: (r) => `/v1/api-keys/${r.apiKeyId}`, reads: 'apiKey' },
     { action: "change a member's role", method: 'PATCH', url: (r) => `/v1/members/${r.memberId}`, payload: { role: 'owner' }, reads: 'member' },
     { action: 'remove a member', method: 'DELETE', url: (r) => `/v1/members/${r.memberId}`, reads: 'member' },
+    { action: 'read a phone number', method: 'GET', url: (r) => `/v1/phone-numbers/${r.phoneNumberId}`, reads: 'phoneNumber' },
+    { action: 'unassign a phone number', method: 'PATCH', url: (r) => `/v1/phone-numbers/${r.phoneNumberId}`, payload: { agentId: null, friendlyName: 'hijacked' }, reads: 'phoneNumber' },
+    { action: 'release a phone number', method: 'DELETE', url: (r) => `/v1/phone-numbers/${r.phoneNumberId}`, reads: 'phoneNumber' },
   ];
 
   describe("another organization's resources", () => {
     it.each(attempts)("answer 404 not_found when A's owner tries to $action of B's, and B's stays as it was", async ({ method, url, payload, reads }) => {
       const before = await readAsB[reads]!(bOwns);
       expect(before.statusCode).toBe(200);
+      const twilioBefore = fake.requests.length;
 
       const res = await t.as(a.keys.owner, { method, url: url(bOwns), ...(payload ? { payload } : {}) });
       // Exactly an error body: no field of B's resource rides along.
       expectError(res, 404, 'not_found');
 
       expect((await readAsB[reads]!(bOwns)).json()).toEqual(before.json());
+      // Nor did anything reach the carrier (a release there would cut B's number off whatever our rows say).
+      expect(fake.requests.slice(twilioBefore)).toEqual([]);
     });
 
     it.each(attempts)("look exactly like ids that never existed when A tries to $action", async ({ method, url, payload }) => {
-      const never: Resources = { agentId: newId('agt'), apiKeyId: newId('key'), memberId: newId('mem') };
+      const never: Resources = { agentId: newId('agt'), apiKeyId: newId('key'), memberId: newId('mem'), phoneNumberId: newId('pn') };
       const forB = await t.as(a.keys.owner, { method, url: url(bOwns), ...(payload ? { payload } : {}) });
       const forNothing = await t.as(a.keys.owner, { method, url: url(never), ...(payload ? { payload } : {}) });
 
@@ -107,7 +126,7 @@ describe('tenant isolation', () => {
   });
 
   describe('lists', () => {
-    const lists = ['/v1/agents', '/v1/api-keys?includeRevoked=true', '/v1/members', '/v1/audit-log'];
+    const lists = ['/v1/agents', '/v1/api-keys?includeRevoked=true', '/v1/members', '/v1/audit-log', '/v1/phone-numbers'];
 
     it.each(lists)("%s with A's key holds A's items and none of B's", async (url) => {
       const aIds = await allIds(a.keys.owner, url);

@@ -1,5 +1,8 @@
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { buildApp } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
@@ -29,9 +32,13 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-/** Test configuration: the real loader, fed test values plus the run's DATABASE_URL/REDIS_URL. */
+/**
+ * Test configuration: the real loader, fed test values plus the run's DATABASE_URL/REDIS_URL. DATA_DIR is a
+ * fresh temporary directory (recordings land there); the caller removes it (testApp does, on close).
+ */
 export function testConfig(overrides: Record<string, string> = {}): Config {
-  return loadConfig({ NODE_ENV: 'test', PUBLIC_URL: 'https://vocelio.test', DATA_DIR: '/nonexistent', REDIS_URL: process.env.REDIS_URL, ...overrides });
+  const dataDir = mkdtempSync(join(tmpdir(), 'vocelio-test-data-'));
+  return loadConfig({ NODE_ENV: 'test', PUBLIC_URL: 'https://vocelio.test', DATA_DIR: dataDir, REDIS_URL: process.env.REDIS_URL, ...overrides });
 }
 
 /** Builds the real app on a fresh database (and real Redis when REDIS_URL is set, isolated by key prefix). */
@@ -69,6 +76,7 @@ export async function testApp(env: Record<string, string> = {}, extra: { mediaEn
       await app.close();
       await redis?.quit();
       await database.close();
+      if (config.dataDir.startsWith(tmpdir())) rmSync(config.dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -12,6 +12,8 @@ import { startFakeDeepgram, type FakeDeepgram, type FakeDeepgramOptions } from '
 import { startFakeOpenAi, type FakeOpenAi, type FakeRespond } from '../fakes/openai.js';
 import { writeTestPiperVoice } from '../fakes/piper-model.js';
 import { startFakeElevenLabs, type FakeElevenLabs } from '../fakes/elevenlabs.js';
+import { startFakeTwilio, type FakeTwilio } from '../fakes/twilio.js';
+import { freePort } from '../helpers/cli.js';
 import type { TwilioOutbound } from '../../src/telephony/media-stream/twilio-protocol.js';
 
 const FIXTURES = join(import.meta.dirname, '../fixtures/audio');
@@ -37,6 +39,10 @@ export interface ConversationRig {
   deepgram: FakeDeepgram;
   openai: FakeOpenAi;
   elevenlabs: FakeElevenLabs;
+  /** The fake Twilio REST API, when the rig was started with `twilio: true`. */
+  twilio: FakeTwilio | null;
+  /** Where the app listens; also its PUBLIC_URL when Twilio is on (the fake posts webhooks there). */
+  publicUrl: string;
   /** An HTTP endpoint for agents' tools; `toolDelayMs` slows it down. */
   toolUrl: string;
   toolRequests: ToolRequest[];
@@ -54,7 +60,9 @@ export interface ConversationRig {
 }
 
 /** Starts the rig: fakes, a one-worker media pool with the test Piper voice, the app listening on a port. */
-export async function startConversationRig(opts: { deepgram?: FakeDeepgramOptions; respond?: FakeRespond } = {}): Promise<ConversationRig> {
+export async function startConversationRig(opts: { deepgram?: FakeDeepgramOptions; respond?: FakeRespond; twilio?: boolean } = {}): Promise<ConversationRig> {
+  const twilio = opts.twilio ? await startFakeTwilio() : null;
+  const port = opts.twilio ? await freePort() : 0;
   const voicesDir = await mkdtemp(join(tmpdir(), 'vocelio-voices-'));
   await writeTestPiperVoice(voicesDir, 'test-voice');
   const deepgram = await startFakeDeepgram(opts.deepgram);
@@ -87,11 +95,14 @@ export async function startConversationRig(opts: { deepgram?: FakeDeepgramOption
       ELEVENLABS_BASE_URL: elevenlabs.url,
       TOOLS_ALLOW_PRIVATE_NETWORK: 'true',
       VOICES_DIR: voicesDir,
+      ...(twilio
+        ? { TWILIO_ACCOUNT_SID: twilio.accountSid, TWILIO_AUTH_TOKEN: twilio.authToken, TWILIO_BASE_URL: twilio.baseUrl, PUBLIC_URL: `http://127.0.0.1:${port}` }
+        : {}),
     },
     { mediaEngine: pool },
   );
   const org = await t.createOrg();
-  const address = await t.app.listen({ port: 0, host: '127.0.0.1' });
+  const address = await t.app.listen({ port, host: '127.0.0.1' });
   const url = `${address.replace('http', 'ws')}/twilio/media`;
   const events: CallEvent[] = [];
   t.app.callEvents.subscribe((e) => events.push(e));
@@ -114,6 +125,8 @@ export async function startConversationRig(opts: { deepgram?: FakeDeepgramOption
     deepgram,
     openai,
     elevenlabs,
+    twilio,
+    publicUrl: address,
     toolUrl: `http://127.0.0.1:${toolPort}/hours`,
     toolRequests,
     setToolDelay: (ms) => (toolDelayMs = ms),
@@ -156,6 +169,7 @@ export async function startConversationRig(opts: { deepgram?: FakeDeepgramOption
       await deepgram.close();
       await openai.close();
       await elevenlabs.close();
+      await twilio?.close();
       await new Promise((r) => tools.close(r));
       await rm(voicesDir, { recursive: true, force: true });
     },

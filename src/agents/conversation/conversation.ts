@@ -51,6 +51,17 @@ export interface ConversationDeps {
   publish(event: CallEventInput): void;
   /** Ends the call (the session closes the record and the socket). */
   end(reason: EndReason, detail?: string): void;
+  /** Hands the live call to another number at the carrier; rejects when the carrier refuses. */
+  transfer?(to: string, summary: string | undefined): Promise<void>;
+}
+
+/** How the conversation begins. */
+export interface StartOptions {
+  /** An STT stream opened when the call became known. */
+  prewarmed?: SttStream | null;
+  /** Outbound call with answering-machine detection: say nothing until its verdict (or `amdWaitMs`). */
+  awaitAnsweredBy?: boolean;
+  amdWaitMs?: number;
 }
 
 /** Lines the engine says on its own. English for now; per-agent overrides can come with localization. */
@@ -72,6 +83,8 @@ const DTMF_GAP_MS = 1500;
 const HEARD_GRACE_MS = 3000;
 // Per-caller-turn cap on waiting for the STT final after VAD says the caller stopped.
 const FINAL_CAP_MS = 1200;
+// Outbound calls wait this long for answering-machine detection before speaking anyway.
+const AMD_WAIT_MS = 8000;
 
 /**
  * The turn-taking engine of one call (ARCHITECTURE.md §5): caller audio into the STT, VAD and STT into
@@ -93,6 +106,8 @@ export class Conversation {
   // The utterance whose first outbound frame is still to be timed, with its end-of-speech instant.
   private awaitingFrame: { u: Utterance; endOfSpeechAt: number | null; providerMs: number } | null = null;
   private sttSecondsFlushed = 0;
+  private awaitingAnsweredBy = false;
+  private amdTimer: NodeJS.Timeout | null = null;
   // Turn rows are written in order, off the hot path; one failing write must not stop the next.
   private records: Promise<unknown> = Promise.resolve();
   private readonly systemPrompt: string;
@@ -113,12 +128,57 @@ export class Conversation {
    * Opens the STT stream (before any audio; or takes one opened when the call became known) and says
    * the first message, or waits for the caller.
    */
-  start(prewarmed: SttStream | null = null): void {
+  start(options: StartOptions = {}): void {
     const { agent } = this.deps;
-    this.stt = prewarmed ?? this.deps.stt.stream({ language: agent.language, model: agent.stt.model, endpointingMs: agent.stt.endpointingMs, signal: this.deps.signal });
+    this.stt = options.prewarmed ?? this.deps.stt.stream({ language: agent.language, model: agent.stt.model, endpointingMs: agent.stt.endpointingMs, signal: this.deps.signal });
     void this.listen(this.stt);
+    if (options.awaitAnsweredBy) {
+      this.awaitingAnsweredBy = true;
+      this.amdTimer = setTimeout(() => this.onAnsweredBy('unknown'), options.amdWaitMs ?? AMD_WAIT_MS);
+      this.amdTimer.unref?.();
+      return;
+    }
+    this.greet();
+  }
+
+  /**
+   * Answering-machine detection's verdict on an outbound call: a person (or no verdict) hears the first
+   * message; a machine gets the agent's voicemail behaviour; a fax is hung up on.
+   */
+  onAnsweredBy(answeredBy: 'human' | 'machine' | 'fax' | 'unknown'): void {
+    if (!this.awaitingAnsweredBy || this.ending) return;
+    this.awaitingAnsweredBy = false;
+    if (this.amdTimer) clearTimeout(this.amdTimer);
+    const { voicemail } = this.deps.agent;
+    if (answeredBy === 'fax') {
+      this.ending = true;
+      this.deps.end('not_answered', 'fax machine');
+      return;
+    }
+    if (answeredBy !== 'machine') {
+      this.greet();
+      return;
+    }
+    this.ending = true;
+    // DetectMessageEnd reports a machine after its greeting and beep: speaking now lands in the mailbox.
+    const message = voicemail.action === 'leave_message' && voicemail.message ? renderPrompt(voicemail.message, this.variables).trim() : '';
+    if (!message) {
+      this.deps.end('voicemail', 'answering machine: hung up');
+      return;
+    }
+    void this.say(message, 'goodbye').then(async (u) => {
+      await this.waitHeard(u);
+      this.deps.end('voicemail', 'answering machine: message left');
+    });
+  }
+
+  // The recording disclosure, then the first message (or, with neither, wait for the caller).
+  private greet(): void {
+    const { agent } = this.deps;
     const first = renderPrompt(agent.firstMessage, this.variables).trim();
-    if (first) void this.say(first, 'first_message');
+    const disclosure = agent.recording.enabled ? agent.recording.disclosure.trim() : '';
+    const line = [disclosure, first].filter(Boolean).join(' ');
+    if (line) void this.say(line, 'first_message');
     else this.armSilence();
   }
 
@@ -220,6 +280,8 @@ export class Conversation {
   }
 
   private async onUserTurn(turn: UserTurn): Promise<void> {
+    // Until AMD has spoken, "Hello?" may be a person or a mailbox greeting: the verdict decides what to say.
+    if (this.awaitingAnsweredBy) return;
     await this.respond({ text: turn.text, endOfSpeechAt: turn.endOfSpeechAt, sttFinalAt: turn.sttFinalAt, kind: 'speech', shown: turn.text });
   }
 
@@ -245,8 +307,13 @@ export class Conversation {
         if (toolCalls.length === 0) break;
         let hangUp: { reason?: string } | null = null;
         for (const call of toolCalls) {
-          const outcome = await this.runTool(u, call);
+          let outcome = await this.runTool(u, call);
           if (u.signal.aborted) return;
+          if (outcome.kind === 'transfer') {
+            const done = await this.transfer(u, outcome.to, outcome.summary);
+            if (done) return;
+            outcome = { kind: 'result', ok: false, content: JSON.stringify({ error: 'the transfer failed; tell the caller and offer something else' }), ms: 0 };
+          }
           this.history.push({ role: 'tool', toolCallId: call.id, content: outcome.content });
           if (outcome.kind === 'end_call') hangUp = { reason: outcome.reason };
         }
@@ -386,7 +453,7 @@ export class Conversation {
     try {
       const outcome = await tools.run(call, u.signal);
       const ms = outcome.kind === 'result' ? outcome.ms : 0;
-      const ok = outcome.kind === 'end_call' || outcome.ok;
+      const ok = outcome.kind !== 'result' || outcome.ok;
       this.deps.publish({ type: 'call.tool', name: call.name, ok, ms: round(ms) });
       const now = new Date();
       this.record({
@@ -404,6 +471,24 @@ export class Conversation {
     } finally {
       if (filler) clearTimeout(filler);
     }
+  }
+
+  // Waits until the caller heard what the agent said, then hands the call over; false when the carrier refused.
+  private async transfer(u: Utterance, to: string, summary: string | undefined): Promise<boolean> {
+    if (!this.deps.transfer) return false;
+    this.completeGeneration(u);
+    await this.waitHeard(u);
+    try {
+      await this.deps.transfer(to, summary);
+    } catch (err) {
+      this.deps.log.warn({ err, to }, 'transfer failed');
+      // The model gets another round to tell the caller.
+      u.generationDone = false;
+      return false;
+    }
+    this.ending = true;
+    this.deps.end('transferred', `to ${to}`);
+    return true;
   }
 
   // Says a fixed line (first message, re-prompt, goodbye) as its own utterance.
@@ -552,6 +637,7 @@ export class Conversation {
   close(): void {
     this.detector.close();
     this.disarmSilence();
+    if (this.amdTimer) clearTimeout(this.amdTimer);
     if (this.dtmfTimer) clearTimeout(this.dtmfTimer);
     const u = this.active;
     if (u) {

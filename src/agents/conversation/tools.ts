@@ -1,18 +1,22 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { Ajv, type ValidateFunction } from 'ajv';
-import type { AgentTool, HttpTool } from '../agents.schemas.js';
+import type { AgentTool, HttpTool, TransferDestination } from '../agents.schemas.js';
 import type { ToolCall, ToolSpec } from '../../media/providers.js';
 
 /** What running a tool produced: text for the LLM, and for `end_call` the instruction to hang up. */
 export type ToolOutcome =
   | { kind: 'result'; content: string; ok: boolean; status?: number; ms: number }
-  | { kind: 'end_call'; content: string; reason?: string };
+  | { kind: 'end_call'; content: string; reason?: string }
+  /** Hand the caller to `to`; the engine does it once the caller has heard what the agent said. */
+  | { kind: 'transfer'; content: string; to: string; destination: string; summary?: string };
 
 /** Options of the tool runner. */
 export interface ToolRunnerOptions {
   /** Allow HTTP tools on loopback and private networks (tests, self-hosted intranets); default off: SSRF. */
   allowPrivateNetwork?: boolean;
+  /** The call has a carrier leg that can be transferred (not a test call). */
+  canTransfer?: boolean;
   fetch?: typeof fetch;
 }
 
@@ -30,6 +34,7 @@ const END_CALL: ToolSpec = {
 export class ToolRunner {
   private readonly http = new Map<string, { tool: HttpTool; validate: ValidateFunction }>();
   private readonly builtins = new Set<string>();
+  private destinations: TransferDestination[] = [];
   private readonly fetchImpl: typeof fetch;
 
   constructor(
@@ -39,15 +44,34 @@ export class ToolRunner {
     this.fetchImpl = options.fetch ?? fetch;
     const ajv = new Ajv({ strict: false, allErrors: false, coerceTypes: false });
     for (const tool of tools) {
-      if (tool.type === 'builtin') this.builtins.add(tool.name);
+      if (tool.type === 'builtin') {
+        this.builtins.add(tool.name);
+        if (tool.name === 'transfer_call') this.destinations = tool.destinations ?? [];
+      }
       else this.http.set(tool.name, { tool, validate: ajv.compile(tool.parameters) });
     }
   }
 
-  /** Tool definitions for the LLM. `transfer_call` needs the telephony provider and is offered there. */
+  /** Tool definitions for the LLM; `transfer_call` only on calls with a carrier leg. */
   specs(): ToolSpec[] {
     const specs: ToolSpec[] = [];
     if (this.builtins.has('end_call')) specs.push(END_CALL);
+    if (this.builtins.has('transfer_call') && this.options.canTransfer && this.destinations.length > 0) {
+      const list = this.destinations.map((d) => `${d.name}${d.description ? ` (${d.description})` : ''}`).join('; ');
+      specs.push({
+        name: 'transfer_call',
+        description: `Transfer the caller to a person. Tell the caller first. Destinations: ${list}.`,
+        parameters: {
+          type: 'object',
+          properties: {
+            destination: { type: 'string', enum: this.destinations.map((d) => d.name) },
+            summary: { type: 'string', description: 'one or two sentences about the caller and their request, for the person taking the call' },
+          },
+          required: ['destination'],
+          additionalProperties: false,
+        },
+      });
+    }
     for (const { tool } of this.http.values()) specs.push({ name: tool.name, description: tool.description, parameters: tool.parameters as Record<string, unknown> });
     return specs;
   }
@@ -70,6 +94,12 @@ export class ToolRunner {
     if (call.name === 'end_call' && this.builtins.has('end_call')) {
       const reason = typeof (args as { reason?: unknown }).reason === 'string' ? (args as { reason: string }).reason : undefined;
       return { kind: 'end_call', content: JSON.stringify({ ok: true }), reason };
+    }
+    if (call.name === 'transfer_call' && this.builtins.has('transfer_call') && this.options.canTransfer) {
+      const { destination, summary } = args as { destination?: unknown; summary?: unknown };
+      const target = this.destinations.find((d) => d.name === destination);
+      if (!target) return fail(`unknown destination ${String(destination)}; use one of ${this.destinations.map((d) => d.name).join(', ')}`);
+      return { kind: 'transfer', content: JSON.stringify({ ok: true, transferring: target.name }), to: target.number, destination: target.name, summary: typeof summary === 'string' ? summary.slice(0, 500) : undefined };
     }
     const entry = this.http.get(call.name);
     if (!entry) return fail(`unknown tool ${call.name}`);

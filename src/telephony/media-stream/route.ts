@@ -63,6 +63,8 @@ export async function mediaStreamRoutes(app: FastifyInstance): Promise<void> {
       }
       const call = await app.calls.get(spent.organizationId, spent.callId);
       const agent = call.agentId ? await app.agents.get(call.organizationId, call.agentId).catch(() => null) : null;
+      // A carrier leg: the webhook or the outbound API knew the Twilio sid before the stream began.
+      const carrierLeg = call.providerCallSid !== null && (call.direction === 'outbound' || call.phoneNumberId !== null);
       await app.calls.markStarted(call.id, { streamSid: msg.start.streamSid, providerCallSid: msg.start.callSid });
       // The socket may have dropped while we were checking the token (the close handler sets the state).
       if ((state as string) === 'closed') {
@@ -71,7 +73,14 @@ export async function mediaStreamRoutes(app: FastifyInstance): Promise<void> {
         return;
       }
       session = new CallSession(
-        { callId: call.id, organizationId: call.organizationId, streamSid: msg.start.streamSid, callSid: msg.start.callSid, agent, variables: call.variables },
+        // The carrier's sid as the webhook stored it (Twilio's start message carries the same one).
+        { callId: call.id, organizationId: call.organizationId, streamSid: msg.start.streamSid, callSid: call.providerCallSid ?? msg.start.callSid, agent,
+          variables: call.variables,
+          direction: call.direction,
+          carrierLeg,
+          ourNumber: call.direction === 'outbound' ? call.fromNumber : call.toNumber,
+          awaitAnsweredBy: call.direction === 'outbound' && call.machineDetection,
+        },
         {
           calls: app.calls,
           events: app.callEvents,
@@ -81,6 +90,10 @@ export async function mediaStreamRoutes(app: FastifyInstance): Promise<void> {
           turns: app.callTurns,
           usage: app.usage,
           toolsAllowPrivateNetwork: app.config.toolsAllowPrivateNetwork,
+          telephony: app.telephony,
+          publicUrl: app.config.publicUrl,
+          recordings: app.recordings,
+          dataDir: app.config.dataDir,
           latencies: app.callLatencies,
           log: log.child({ callId: call.id }),
           send: (out) => {
@@ -99,6 +112,8 @@ export async function mediaStreamRoutes(app: FastifyInstance): Promise<void> {
       app.callSessions.set(call.id, session);
       app.callLatencies.liveCalls.set(app.callSessions.size);
       session.start();
+      // The verdict may have come before the stream did.
+      if (call.answeredBy && call.direction === 'outbound' && call.machineDetection) session.onAnsweredBy(call.answeredBy);
       state = 'live';
       for (const m of early.splice(0)) dispatch(m);
     };
