@@ -42,7 +42,9 @@ export interface BenchServerOptions {
   redisUrl?: string;
   agents: number;
   /** Start a media worker pool, as `vocelio serve` does (size: default cores - 1); omitted: no media engine. */
-  media?: { workers?: number };
+  media?: { workers?: number; voicesDir?: string };
+  /** More configuration variables, as `vocelio serve` reads them from the environment (provider keys and URLs). */
+  env?: Record<string, string>;
   log(msg: string): void;
 }
 
@@ -84,6 +86,9 @@ export async function startBenchServer(opts: BenchServerOptions): Promise<BenchS
     }
 
     const config = loadConfig({
+      ...opts.env,
+      // The pool and the agents' checks must look for Piper voices in the same place.
+      ...(opts.media?.voicesDir ? { VOICES_DIR: opts.media.voicesDir } : {}),
       DATA_DIR: dataDir,
       DATABASE_URL: databaseUrl,
       REDIS_URL: opts.redisUrl,
@@ -98,7 +103,7 @@ export async function startBenchServer(opts: BenchServerOptions): Promise<BenchS
     cleanup.add('close runtime', () => runtime.close());
     let pool: MediaWorkerPool | null = null;
     if (opts.media) {
-      pool = await MediaWorkerPool.start({ size: opts.media.workers, onLog: opts.log });
+      pool = await MediaWorkerPool.start({ size: opts.media.workers, voicesDir: opts.media.voicesDir, onLog: opts.log });
       const started = pool;
       // Added before the app, so it closes after it: closing the app ends the live calls first, as serve does.
       cleanup.add('close media worker pool', () => started.close());

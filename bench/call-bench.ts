@@ -1,20 +1,31 @@
-// One level of the call benchmark: N simulated Twilio calls in echo mode against the real app, socket,
-// media worker pool and Silero VAD, measured on the server's side. See BENCHMARKS.md for what each figure
-// means and bench/call-callers.ts for the callers.
+// One level of the call benchmark: N simulated Twilio calls against the real app, socket, media worker pool
+// and Silero VAD, measured on the server's side. In conversation mode (the default) each call talks to an
+// agent whose STT (Deepgram) and LLM (OpenAI) are zero-delay fakes in a child process and whose voice is
+// Piper on the test voice in the media workers; in echo mode the agent plays each utterance back. See
+// BENCHMARKS.md for what each figure means, bench/call-callers.ts for the callers and
+// bench/conversation-fakes.ts for the fakes.
 import { fork, type ChildProcess } from 'node:child_process';
-import { cpus, loadavg } from 'node:os';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { Worker } from 'node:worker_threads';
 import type { MediaWorkerPool } from '../src/media/workers/media-worker-pool.js';
+import { writeTestPiperVoice } from '../test/fakes/piper-model.js';
 import { startBenchServer, type Backends, type BenchServer } from './api-server.js';
-import type { CallerResult, FromCallers, ToCallers } from './call-protocol.js';
+import { FAKE_KEYS, type BargeInPlan, type CallMode, type CallerResult, type FakesWindow, type FromCallers, type FromFakes, type ToCallers, type ToFakes } from './call-protocol.js';
 import { percentiles, round2, type Percentiles } from './stats.js';
 
 const RUN_TS = fileURLToPath(new URL('../bin/run-ts.js', import.meta.url));
 const CALLERS = fileURLToPath(new URL('./call-callers.ts', import.meta.url));
+const FAKES = fileURLToPath(new URL('./conversation-fakes.ts', import.meta.url));
+/** The Piper voice the conversation agent speaks with: the tiny test model (test/fakes/piper-model.ts). */
+export const BENCH_VOICE = 'test-voice';
+/** Every other reply is talked over, its caller's speech starting 500 ms after the reply's first frame. */
+const BARGE_IN: BargeInPlan = { everyTurns: 2, afterMs: 500 };
 /** Node's default; the histogram's samples include this interval, so it is subtracted from them. */
 const ELD_RESOLUTION_MS = 10;
 const SAMPLE_EVERY_MS = 1000;
@@ -24,6 +35,7 @@ const FRAMES_PER_WINDOW = 256 / 160;
 
 /** What one level is asked to do. */
 export interface CallLevelOptions {
+  mode: CallMode;
   calls: number;
   /** Seconds measured, after the stagger window. */
   durationS: number;
@@ -37,8 +49,12 @@ export interface CallLevelOptions {
   signal?: AbortSignal;
 }
 
+/** Latency percentiles with their sample count (0 samples: NaN percentiles). */
+export type Samples = Percentiles & { samples: number };
+
 /** Everything one level measured. */
 export interface CallRun {
+  mode: CallMode;
   calls: number;
   workers: number;
   /** Length of the measured window, s. */
@@ -47,10 +63,21 @@ export interface CallRun {
   /** Sessions live on the server when measuring started (should equal `calls`). */
   liveCalls: number;
   connectMs: number;
-  /** VAD end-of-speech decision (worker) -> first echoed frame sent (main thread), ms. */
-  overheadMs: Percentiles & { samples: number };
-  /** Barge-ins seen: the callers never talk over a reply, so anything here is a VAD false start. */
-  bargeIns: number;
+  /**
+   * Conversation mode: the caller's end of speech (VAD decision, worker) -> the answer's first frame sent
+   * (main thread), minus provider time (STT final wait, LLM time to first sentence, TTS first audio), ms:
+   * `app.callLatencies.turnOverheadMs`. No samples in echo mode.
+   */
+  overheadMs: Samples;
+  /** Conversation mode: the same without subtracting provider time (zero-delay fakes), ms. */
+  responseMs: Samples;
+  /** Echo mode: VAD end-of-speech decision (worker) -> first echoed frame sent (main thread), ms. No samples in conversation mode. */
+  echoOverheadMs: Samples;
+  /**
+   * VAD speech-onset decision (worker) -> `clear` sent (main thread), ms. Conversation callers talk over
+   * every other reply; echo callers never do, so a sample there is a VAD false start.
+   */
+  bargeInMs: Samples;
   /** Server main thread, ms beyond the 10 ms resolution. */
   eventLoopDelayMs: { p50: number; p99: number; max: number };
   eventLoopUtilization: number;
@@ -64,7 +91,9 @@ export interface CallRun {
     perCallPct: number;
     /** The caller process, for context: it shares the machine. */
     callersPct: number;
-    /** Everything else on the machine over the window (all cores busy - server - callers): other work disturbs the figures. */
+    /** The fake providers' process (conversation mode; 0 in echo mode): it shares the machine too. */
+    fakesPct: number;
+    /** Everything else on the machine over the window (all cores busy - server - callers - fakes): other work disturbs the figures. */
     otherPct: number;
   };
   memory: {
@@ -83,7 +112,11 @@ export interface CallRun {
     heapPerCallMb: number;
   };
   vad: {
-    /** Media workers' busy time (event-loop utilization) per caller frame processed: VAD plus the little around it. */
+    /**
+     * Media workers' busy time (event-loop utilization) per caller frame processed: VAD plus the little
+     * around it. In conversation mode Piper's synthesis time (worker-measured, completed sentences) is
+     * subtracted first, so this is an estimate that leaves in the cost of sentences cut by barge-in.
+     */
     frameMs: number;
     /** frameMs x 1.6: the same cost per 32 ms Silero window (a 20 ms frame is 0.625 windows). */
     windowMs: number;
@@ -96,20 +129,36 @@ export interface CallRun {
      */
     pushLatencyMs: number;
   };
+  /** Piper inside the calls (conversation mode): completed sentences, worker-measured synthesis time and audio. */
+  tts: { sentences: number; synthMs: number; audioMs: number; rtf: number };
+  /** What the fake providers did in the window (conversation mode). */
+  fakes: { llmRequests: number; finalizes: number } | null;
   frames: {
     sentByCallers: number;
     receivedByServer: number;
     /** Sent by the callers but never counted by the server's sessions. */
     inboundLost: number;
-    echoed: number;
+    /** Agent frames the callers received (the echo, in echo mode). */
+    received: number;
+    /** Echo mode only: frames missing from the echo, and echoed frames that match nothing said. */
     dropped: number;
     corrupt: number;
     late: number;
     gapsOver60Ms: number;
     maxGapMs: number;
   };
-  replies: { utterances: number; complete: number; missed: number; short: number; split: number; clears: number };
-  /** Caller-observed: last speech frame sent -> first echo frame received (includes VAD's 400 ms end-of-speech silence). */
+  replies: {
+    utterances: number;
+    complete: number;
+    missed: number;
+    short: number;
+    split: number;
+    clears: number;
+    /** Conversation mode: replies the callers talked over, and how many of those the server cleared. */
+    bargeInsAttempted: number;
+    bargeInsCleared: number;
+  };
+  /** Caller-observed: last speech frame sent -> first reply frame received (includes VAD's 400 ms end-of-speech silence). */
   turnLatencyMs: Percentiles;
   callers: { closedEarly: number; eventLoopDelayP99Ms: number; sendLagMs: { mean: number; max: number } };
   /** The machine's 1-minute load average when the level started and ended: other work on the machine shows here. */
@@ -129,6 +178,7 @@ setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
 const round3 = (n: number): number => Math.round(n * 1000) / 1000;
+const round4 = (n: number): number => Math.round(n * 10_000) / 10_000;
 
 /** CPU time all cores have spent busy since boot, ms. */
 function machineBusyMs(): number {
@@ -143,7 +193,10 @@ interface Measured {
   cpuPct: number;
   elu: number;
   overhead: number[];
-  bargeIns: number;
+  response: number[];
+  echoOverhead: number[];
+  bargeIn: number[];
+  tts: { requests: number; synthMs: number; audioMs: number };
   workerActiveMs: number;
   workerCount: number;
   framesProcessed: number;
@@ -183,25 +236,116 @@ function poolWorkers(pool: MediaWorkerPool): Worker[] {
   return Array.isArray(slots) ? slots.flatMap((slot) => (slot.worker ? [slot.worker] : [])) : [];
 }
 
+/** The fake providers' child process, as the level uses it. */
+interface FakesProcess {
+  deepgramUrl: string;
+  openaiBaseUrl: string;
+  windowStart(): void;
+  /** What the fakes did since `windowStart`; resolves when their report arrives. */
+  windowEnd(): Promise<FakesWindow>;
+  close(): Promise<void>;
+}
+
+/** Forks bench/conversation-fakes.ts and waits for its URLs. */
+async function startFakes(): Promise<FakesProcess> {
+  // Its own process: the fake Deepgram decodes every call's audio, which must not count as server CPU.
+  const proc = fork(RUN_TS, [FAKES], { stdio: ['ignore', 2, 2, 'ipc'], execArgv: [] });
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  const windows: Array<(w: FakesWindow) => void> = [];
+  const ready = await new Promise<{ deepgramUrl: string; openaiBaseUrl: string }>((resolve, reject) => {
+    proc.on('message', (m: FromFakes) => {
+      switch (m.kind) {
+        case 'ready':
+          resolve(m);
+          break;
+        case 'window':
+          windows.shift()?.(m.window);
+          break;
+        case 'failed':
+          reject(new Error(`fake providers failed: ${m.message}`));
+          break;
+        default: {
+          const never: never = m;
+          throw new Error(`unexpected fakes message ${JSON.stringify(never)}`);
+        }
+      }
+    });
+    proc.once('error', reject);
+    void exited.then(() => reject(new Error('the fake providers exited before they were ready')));
+  }).catch((err: unknown) => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill();
+    throw err;
+  });
+  const tell = (m: ToFakes) => {
+    if (proc.connected) proc.send(m);
+  };
+  return {
+    ...ready,
+    windowStart: () => tell({ kind: 'window-start' }),
+    windowEnd: () =>
+      new Promise<FakesWindow>((resolve, reject) => {
+        if (!proc.connected) return reject(new Error('the fake providers are gone'));
+        windows.push(resolve);
+        tell({ kind: 'window-end' });
+      }),
+    async close() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      tell({ kind: 'close' });
+      const timer = setTimeout(() => proc.kill(), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+const withCount = (values: number[]): Samples => ({ ...percentiles(values), samples: values.length });
+
 /** Runs one level on a fresh server (its own database, pool and sockets), then tears it all down. */
 export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelResult> {
   const { log } = opts;
+  const conversation = opts.mode === 'conversation';
   let server: BenchServer | null = null;
   let child: ChildProcess | null = null;
+  let fakes: FakesProcess | null = null;
+  let voicesDir: string | null = null;
   try {
     const setupStarted = performance.now();
-    server = await startBenchServer({ databaseUrl: opts.databaseUrl, redisUrl: opts.redisUrl, agents: 0, media: { workers: opts.workers }, log });
+    let env: Record<string, string> | undefined;
+    if (conversation) {
+      voicesDir = await mkdtemp(join(tmpdir(), 'vocelio-bench-voices-'));
+      await writeTestPiperVoice(voicesDir, BENCH_VOICE);
+      fakes = await startFakes();
+      env = {
+        DEEPGRAM_API_KEY: FAKE_KEYS.deepgram,
+        DEEPGRAM_BASE_URL: fakes.deepgramUrl,
+        OPENAI_API_KEY: FAKE_KEYS.openai,
+        OPENAI_BASE_URL: fakes.openaiBaseUrl,
+      };
+    }
+    server = await startBenchServer({
+      databaseUrl: opts.databaseUrl,
+      redisUrl: opts.redisUrl,
+      agents: 0,
+      media: { workers: opts.workers, voicesDir: voicesDir ?? undefined },
+      env,
+      log,
+    });
     const { app, pool } = server;
     const loadBefore = loadavg()[0]!;
     if (!pool) throw new Error('the bench server started without a media worker pool');
 
-    const res = await app.inject({
-      method: 'POST',
-      url: '/v1/agents',
-      headers: { authorization: `Bearer ${server.ownerKey}` },
-      payload: { name: 'Echo', voice: { provider: 'echo', voiceId: 'echo' } },
-    });
-    if (res.statusCode !== 201) throw new Error(`creating the echo agent failed: ${res.statusCode} ${res.body}`);
+    const agent = conversation
+      ? {
+          name: 'Receptionist',
+          systemPrompt: 'You are the receptionist of {{business}}. Answer in one or two short sentences.',
+          variables: { business: 'Acme Bistro' },
+          voice: { provider: 'piper', voiceId: BENCH_VOICE },
+          stt: { provider: 'deepgram', model: 'nova-3' },
+          llm: { provider: 'openai', model: 'gpt-bench' },
+        }
+      : { name: 'Echo', voice: { provider: 'echo', voiceId: 'echo' } };
+    const res = await app.inject({ method: 'POST', url: '/v1/agents', headers: { authorization: `Bearer ${server.ownerKey}` }, payload: agent });
+    if (res.statusCode !== 201) throw new Error(`creating the ${opts.mode} agent failed: ${res.statusCode} ${res.body}`);
     const agentId = res.json<{ id: string }>().id;
     const callIds: string[] = [];
     const tokens: string[] = [];
@@ -223,7 +367,7 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
     const idlePct = ((idleCpuUsed.user + idleCpuUsed.system) / 1000 / (performance.now() - idleWall)) * 100;
 
     const port = new URL(server.baseUrl).port;
-    const plan: ToCallers = { kind: 'plan', url: `ws://127.0.0.1:${port}/twilio/media`, tokens, staggerMs: opts.staggerMs, durationS: opts.durationS };
+    const plan: ToCallers = { kind: 'plan', mode: opts.mode, bargeIn: BARGE_IN, url: `ws://127.0.0.1:${port}/twilio/media`, tokens, staggerMs: opts.staggerMs, durationS: opts.durationS };
     // A child process, not a worker thread: CPU time and RSS are per process, so only a separate process
     // keeps the callers' own cost out of the server's figures. Its stdout goes to our stderr (progress only).
     const proc = fork(RUN_TS, [CALLERS], { stdio: ['ignore', 2, 2, 'ipc'], execArgv: [] });
@@ -238,16 +382,19 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
     let measured: Measured | null = null;
     let workersAtStart: Array<{ worker: Worker; elu: ReturnType<Worker['performance']['eventLoopUtilization']> }> = [];
     let framesAtStart = 0;
+    let ttsAtStart = pool.stats().ttsTotals;
     let machineBusyStart = machineBusyMs();
     const framesNow = () => callIds.reduce((n, id) => n + (app.callSessions.get(id)?.framesIn ?? 0), 0);
     let liveCalls = 0;
     let connectMs = Number.NaN;
     let framesIn = 0;
     let heapLive = Number.NaN;
+    let fakesWindow: Promise<FakesWindow | null> = Promise.resolve(null);
     const rssSamples: number[] = [];
     const lagSamples: number[] = [];
     const vadSamples: number[] = [];
     let sampler: NodeJS.Timeout | null = null;
+    const latencies = app.callLatencies;
 
     const result = await new Promise<CallerResult>((resolve, reject) => {
       let done: CallerResult | null = null;
@@ -261,10 +408,11 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
           case 'measure-start':
             liveCalls = callIds.filter((id) => app.callSessions.has(id)).length;
             framesAtStart = framesNow();
+            ttsAtStart = pool.stats().ttsTotals;
             machineBusyStart = machineBusyMs();
             workersAtStart = poolWorkers(pool).map((worker) => ({ worker, elu: worker.performance.eventLoopUtilization() }));
-            app.callLatencies.echoOverheadMs.reset();
-            app.callLatencies.bargeInMs.reset();
+            for (const r of [latencies.echoOverheadMs, latencies.turnOverheadMs, latencies.turnResponseMs, latencies.bargeInMs]) r.reset();
+            fakes?.windowStart();
             eld.reset();
             eld.enable();
             eluStart = performance.eventLoopUtilization();
@@ -288,6 +436,7 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
             // A worker replaced during the window (crash) would make the sum meaningless.
             const sameWorkers = workersAtStart.length > 0 && poolWorkers(pool).every((w) => workersAtStart.some((s) => s.worker === w));
             const workerActiveMs = sameWorkers ? workersAtStart.reduce((ms, s) => ms + s.worker.performance.eventLoopUtilization(s.elu).active, 0) : Number.NaN;
+            const tts = pool.stats().ttsTotals;
             measured = {
               wallMs,
               machinePct: ((machineBusyMs() - machineBusyStart) / wallMs) * 100,
@@ -296,9 +445,13 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
               framesProcessed: framesNow() - framesAtStart,
               cpuPct: ((cpu.user + cpu.system) / 1000 / wallMs) * 100,
               elu: performance.eventLoopUtilization(eluStart).utilization,
-              overhead: app.callLatencies.echoOverheadMs.values(),
-              bargeIns: app.callLatencies.bargeInMs.values().length,
+              overhead: latencies.turnOverheadMs.values(),
+              response: latencies.turnResponseMs.values(),
+              echoOverhead: latencies.echoOverheadMs.values(),
+              bargeIn: latencies.bargeInMs.values(),
+              tts: { requests: tts.requests - ttsAtStart.requests, synthMs: tts.synthMs - ttsAtStart.synthMs, audioMs: tts.audioMs - ttsAtStart.audioMs },
             };
+            if (fakes) fakesWindow = fakes.windowEnd();
             // Frames still in flight reach the sessions within a few ms; then count, collect and hang up.
             void sleep(500).then(() => {
               framesIn = callIds.reduce((n, id) => n + (app.callSessions.get(id)?.framesIn ?? 0), 0);
@@ -332,6 +485,7 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
       proc.send(plan);
     });
     child = null;
+    const fakesUsed = await fakesWindow;
     // The idle server again, calls gone: RSS drifts on its own, and the mean of idle figures taken on both
     // sides of the window is what a steady drift alone would have made of the window's mean.
     await settle();
@@ -344,16 +498,24 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
     const n = opts.calls;
     const rssMean = mean(rssSamples);
     const rssPeak = Math.max(...rssSamples);
-    const vadFrameMs = w.workerActiveMs / w.framesProcessed;
+    // Piper runs on the same workers; its worker-measured synthesis time is not VAD. That time is wall-clock
+    // inside the worker, so on a saturated machine (the worker preempted mid-sentence) it can exceed the
+    // worker's busy time: then there is no estimate.
+    const vadBusyMs = w.workerActiveMs - w.tts.synthMs;
+    const vadFrameMs = vadBusyMs > 0 ? vadBusyMs / w.framesProcessed : Number.NaN;
+    const fakesPct = fakesUsed?.cpuPct ?? 0;
     const run: CallRun = {
+      mode: opts.mode,
       calls: n,
       workers,
       durationS: round2(w.wallMs / 1000),
       staggerMs: opts.staggerMs,
       liveCalls,
       connectMs: round2(connectMs),
-      overheadMs: { ...percentiles(w.overhead), samples: w.overhead.length },
-      bargeIns: w.bargeIns,
+      overheadMs: withCount(w.overhead),
+      responseMs: withCount(w.response),
+      echoOverheadMs: withCount(w.echoOverhead),
+      bargeInMs: withCount(w.bargeIn),
       eventLoopDelayMs: { p50: eldMs(eld.percentile(50)), p99: eldMs(eld.percentile(99)), max: eldMs(eld.max) },
       eventLoopUtilization: round2(w.elu),
       workerLagMs: { max: round2(Math.max(0, ...lagSamples)), mean: round2(mean(lagSamples)) },
@@ -362,7 +524,8 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
         idlePct: round2(idlePct),
         perCallPct: round2((w.cpuPct - idlePct) / n),
         callersPct: round2(result.cpuPct),
-        otherPct: round2(Math.max(0, w.machinePct - w.cpuPct - result.cpuPct)),
+        fakesPct: round2(fakesPct),
+        otherPct: round2(Math.max(0, w.machinePct - w.cpuPct - result.cpuPct - fakesPct)),
       },
       memory: {
         rssIdleMb: round2(idleRss / MIB),
@@ -377,11 +540,13 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
         workerBusyPct: round2((w.workerActiveMs / w.wallMs / w.workerCount) * 100),
         pushLatencyMs: round3(mean(vadSamples)),
       },
+      tts: { sentences: w.tts.requests, synthMs: round2(w.tts.synthMs), audioMs: round2(w.tts.audioMs), rtf: w.tts.audioMs > 0 ? round4(w.tts.synthMs / w.tts.audioMs) : Number.NaN },
+      fakes: fakesUsed ? { llmRequests: fakesUsed.llmRequests, finalizes: fakesUsed.finalizes } : null,
       frames: {
         sentByCallers: result.framesSent,
         receivedByServer: framesIn,
         inboundLost: result.framesSent - framesIn,
-        echoed: result.framesReceived,
+        received: result.framesReceived,
         dropped: result.droppedFrames,
         corrupt: result.corruptFrames,
         late: result.lateFrames,
@@ -395,6 +560,8 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
         short: result.shortReplies,
         split: result.splitReplies,
         clears: result.clears,
+        bargeInsAttempted: result.bargeInsAttempted,
+        bargeInsCleared: result.bargeInsCleared,
       },
       turnLatencyMs: percentiles(result.turnLatencyMs),
       callers: { closedEarly: result.closedEarly, eventLoopDelayP99Ms: round2(result.eventLoopDelayP99Ms), sendLagMs: { mean: round2(result.sendLagMs.mean), max: round2(result.sendLagMs.max) } },
@@ -406,5 +573,7 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
     // Only on failure is the child still running here; it is ours, so end it by its handle.
     if (child && child.exitCode === null && child.signalCode === null) child.kill();
     await server?.close();
+    await fakes?.close();
+    if (voicesDir) await rm(voicesDir, { recursive: true, force: true });
   }
 }

@@ -2,84 +2,35 @@
 // forks it), so that their work never shows up in the server process's CPU, memory or event-loop figures.
 //
 // Each caller is Twilio's side of one Media Stream (src/simulator/twilio-stream-client.ts): it streams a
-// 20 ms frame every 20 ms on its own clock, like Twilio, speaking a fixture utterance, then silence while
-// the echo agent plays it back, then a short pause and the next utterance, until the deadline. It checks
-// every echoed frame against what it said (echo mode replays the caller's frames byte for byte), so frames
-// lost or reordered on the way are counted, and times their arrival against real-time play-out.
-import { readFileSync } from 'node:fs';
+// 20 ms frame every 20 ms on its own clock, like Twilio (bench/caller-common.ts). In echo mode (this file)
+// it speaks a fixture utterance, then silence while the echo agent plays it back, then a short pause and the
+// next utterance, until the deadline. It checks every echoed frame against what it said (echo mode replays
+// the caller's frames byte for byte), so frames lost or reordered on the way are counted, and times their
+// arrival against real-time play-out. In conversation mode the callers are bench/conversation-caller.ts.
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
-import { TwilioStreamClient } from '../src/simulator/twilio-stream-client.js';
 import type { CallerResult, FromCallers, ToCallers } from './call-protocol.js';
+import {
+  ClockedCaller,
+  FRAME_MS,
+  GAP_MS,
+  PAUSE_FRAMES,
+  REPLY_MAX_MS,
+  REPLY_TIMEOUT_MS,
+  SILENCE,
+  SILENCE_B64,
+  Totals,
+  loadUtterances,
+  type Utterance,
+} from './caller-common.js';
+import { ConversationCaller } from './conversation-caller.js';
 
-const FRAME_BYTES = 160;
-const FRAME_MS = 20;
-/** Silence after a reply has been sent in full (its mark arrived), before the next utterance. */
-const PAUSE_FRAMES = 15;
-/** An utterance with no reply this long after it ended counts as missed. */
-const REPLY_TIMEOUT_MS = 10_000;
-/** A reply that has started may take this long to finish before the caller gives up on it. */
-const REPLY_MAX_MS = 30_000;
-/** Gaps between echoed frames above this are counted (the pacer sends one every 20 ms). */
-const GAP_MS = 60;
 /** A reply may miss this many frames of the utterance's speech at either end (fixture timing is approximate). */
 const SHORT_TOLERANCE_FRAMES = 5;
 const ELD_RESOLUTION_MS = 10;
-const FIXTURES = fileURLToPath(new URL('../test/fixtures/audio/', import.meta.url));
 
 const send = (m: FromCallers): void => {
   process.send?.(m);
 };
-
-/** One thing a caller says: 20 ms frames, and which of them hold speech (from the fixture manifest). */
-interface Utterance {
-  name: string;
-  frames: Uint8Array[];
-  firstSpeech: number;
-  lastSpeech: number;
-}
-
-interface Manifest {
-  files: Record<string, { speech: Array<{ startMs: number; endMs: number }> }>;
-}
-
-function framesOf(audio: Uint8Array): Uint8Array[] {
-  const frames: Uint8Array[] = [];
-  for (let i = 0; i < audio.length; i += FRAME_BYTES) {
-    const frame = new Uint8Array(FRAME_BYTES).fill(0xff);
-    frame.set(audio.subarray(i, i + FRAME_BYTES));
-    frames.push(frame);
-  }
-  return frames;
-}
-
-/**
- * two-utterances.ulaw cut in its 1.2 s pause into two clips (2.0 and 2.1 s of speech), one reply each; a
- * call cycles through them every 5-6 s, so a 30 s run gets several replies per call. hello.ulaw is left out
- * on purpose: its 360 ms pause after "calling." sits at the 400 ms end-of-speech threshold, and depending on
- * how the 32 ms VAD windows fall, Silero sometimes ends the turn there. The echo then starts while the
- * caller is still talking and is cleared (barge-in), which is VAD behaviour, not what this benchmark measures.
- */
-function loadUtterances(): Utterance[] {
-  const manifest = JSON.parse(readFileSync(`${FIXTURES}fixtures.json`, 'utf8')) as Manifest;
-  const clip = (file: string, segment: number, fromMs: number, toMs: number): Utterance => {
-    const audio = new Uint8Array(readFileSync(`${FIXTURES}${file}`));
-    const speech = manifest.files[file]?.speech[segment];
-    if (!speech) throw new Error(`${file} has no speech segment ${segment} in fixtures.json`);
-    const from = (fromMs / FRAME_MS) * FRAME_BYTES;
-    const to = Math.min(audio.length, (toMs / FRAME_MS) * FRAME_BYTES);
-    return {
-      name: `${file}#${segment + 1}`,
-      frames: framesOf(audio.subarray(from, to)),
-      firstSpeech: Math.floor((speech.startMs - fromMs) / FRAME_MS),
-      lastSpeech: Math.ceil((speech.endMs - fromMs) / FRAME_MS) - 1,
-    };
-  };
-  // The cut sits at a frame boundary inside the pause between the two sentences (2488 -> 3688 ms).
-  return [clip('two-utterances.ulaw', 0, 0, 3080), clip('two-utterances.ulaw', 1, 3080, Infinity)];
-}
-
-const SILENCE_B64 = Buffer.from(new Uint8Array(FRAME_BYTES).fill(0xff)).toString('base64');
 
 /** base64 frame -> where it occurs; null for frames that occur more than once (they cannot be placed). */
 function frameIndex(utterances: Utterance[]): Map<string, { u: number; idx: number } | null> {
@@ -92,26 +43,6 @@ function frameIndex(utterances: Utterance[]): Map<string, { u: number; idx: numb
     }),
   );
   return index;
-}
-
-/** Counters shared by all callers. */
-class Totals {
-  framesSent = 0;
-  utterances = 0;
-  replies = 0;
-  missedReplies = 0;
-  shortReplies = 0;
-  splitReplies = 0;
-  clears = 0;
-  framesReceived = 0;
-  droppedFrames = 0;
-  corruptFrames = 0;
-  lateFrames = 0;
-  gapsOver60Ms = 0;
-  maxGapMs = 0;
-  readonly turnLatencyMs: number[] = [];
-  sendLagSum = 0;
-  sendLagMax = 0;
 }
 
 interface Reply {
@@ -129,17 +60,8 @@ interface Reply {
 
 type State = 'speak' | 'await' | 'pause' | 'done';
 
-class Caller {
-  readonly client: TwilioStreamClient;
-  closedEarly = false;
-  private hangingUp = false;
+class EchoCaller extends ClockedCaller {
   private state: State = 'speak';
-  private clockStart = 0;
-  private deadline = 0;
-  private sent = 0;
-  private stopped = false;
-  private finished!: () => void;
-  readonly done = new Promise<void>((resolve) => (this.finished = resolve));
   // The utterance being spoken or answered.
   private seq = 0;
   private utt: number;
@@ -158,63 +80,17 @@ class Caller {
     first: number,
     private readonly utterances: Utterance[],
     private readonly index: Map<string, { u: number; idx: number } | null>,
-    private readonly totals: Totals,
+    totals: Totals,
   ) {
-    this.client = new TwilioStreamClient({ url, customParameters: { token } });
+    super(url, token, totals);
     this.utt = first;
   }
 
-  async connect(): Promise<void> {
-    await this.client.connect();
-    void this.client.closed.then(() => {
-      if (!this.hangingUp) this.closedEarly = true;
-    });
-  }
-
-  /** Starts this caller's 20 ms clock at `at` (performance.now() time); it stops at `deadline`. */
-  begin(at: number, deadline: number): void {
-    this.clockStart = at;
-    this.deadline = deadline;
-    setTimeout(() => this.tick(), Math.max(0, at - performance.now()));
-  }
-
-  /** Stops the clock at the next tick (Ctrl-C), or at the first if it has not started yet. */
-  stopSoon(): void {
-    this.stopped = true;
-  }
-
-  /** Sends `stop` and waits (bounded) for the server to close the socket. */
-  async hangUp(timeoutMs: number): Promise<void> {
-    this.hangingUp = true;
-    this.client.stop();
-    let timeout: NodeJS.Timeout | undefined;
-    await Promise.race([this.client.closed, new Promise((r) => (timeout = setTimeout(r, timeoutMs)))]);
-    clearTimeout(timeout);
-    // Also stops the simulated playback timer, whatever the socket's state.
-    this.client.close();
-  }
-
-  private tick(): void {
-    const now = performance.now();
-    if (now >= this.deadline || this.closedEarly || this.stopped) return this.finish();
-    const due = this.clockStart + this.sent * FRAME_MS;
-    const lag = now - due;
-    this.totals.sendLagSum += lag;
-    this.totals.sendLagMax = Math.max(this.totals.sendLagMax, lag);
-
-    this.readReceived();
-    this.client.sendFrame(this.nextFrame());
-    this.sent++;
-    this.totals.framesSent++;
-    setTimeout(() => this.tick(), Math.max(0, this.clockStart + this.sent * FRAME_MS - performance.now()));
-  }
-
-  private finish(): void {
+  protected override onFinish(): void {
     this.state = 'done';
-    this.finished();
   }
 
-  private nextFrame(): Uint8Array {
+  protected nextFrame(): Uint8Array {
     switch (this.state) {
       case 'speak': {
         const utt = this.utterances[this.utt]!;
@@ -262,7 +138,7 @@ class Caller {
   }
 
   // Looks at what the server sent since the last tick; arrival times were taken by the client on arrival.
-  private readReceived(): void {
+  protected readReceived(): void {
     const received = this.client.received;
     for (; this.readPos < received.length; this.readPos++) {
       const { at, msg } = received[this.readPos]!;
@@ -341,19 +217,21 @@ class Caller {
   }
 }
 
-const SILENCE = new Uint8Array(FRAME_BYTES).fill(0xff);
-
 let hangUpRequested!: () => void;
 const hangUp = new Promise<void>((resolve) => (hangUpRequested = resolve));
-let callers: Caller[] = [];
+let callers: Array<EchoCaller | ConversationCaller> = [];
 let interrupted = false;
 
 async function run(plan: Extract<ToCallers, { kind: 'plan' }>): Promise<CallerResult> {
   const utterances = loadUtterances();
-  const index = frameIndex(utterances);
+  const index = plan.mode === 'echo' ? frameIndex(utterances) : null;
   const totals = new Totals();
   const n = plan.tokens.length;
-  callers = plan.tokens.map((token, i) => new Caller(plan.url, token, i % utterances.length, utterances, index, totals));
+  callers = plan.tokens.map((token, i) =>
+    index
+      ? new EchoCaller(plan.url, token, i % utterances.length, utterances, index, totals)
+      : new ConversationCaller(plan.url, token, i % utterances.length, utterances, totals, plan.bargeIn),
+  );
   if (interrupted) for (const c of callers) c.stopSoon();
 
   const connectStarted = performance.now();
@@ -393,6 +271,7 @@ async function run(plan: Extract<ToCallers, { kind: 'plan' }>): Promise<CallerRe
 
   const eldP99 = eld.count > 0 ? Math.max(0, eld.percentile(99) / 1e6 - ELD_RESOLUTION_MS) : Number.NaN;
   return {
+    mode: plan.mode,
     calls: n,
     closedEarly: callers.filter((c) => c.closedEarly).length,
     framesSent: totals.framesSent,
@@ -402,6 +281,8 @@ async function run(plan: Extract<ToCallers, { kind: 'plan' }>): Promise<CallerRe
     shortReplies: totals.shortReplies,
     splitReplies: totals.splitReplies,
     clears: totals.clears,
+    bargeInsAttempted: totals.bargeInsAttempted,
+    bargeInsCleared: totals.bargeInsCleared,
     framesReceived: totals.framesReceived,
     droppedFrames: totals.droppedFrames,
     corruptFrames: totals.corruptFrames,

@@ -173,9 +173,12 @@ of the same machine only, and look at the machine line of each section.
 ## How to run
 
 \`\`\`sh
-npm run bench                                   # calls: 1, 10, 50, 100 concurrent echo calls (embedded: PGlite + in-process queue)
-npm run bench -- --calls 50 --json              # one level; one JSON object on stdout (use \`npm run -s\` to drop npm's banner)
-npm run bench -- --workers 2 --duration 60      # media worker threads (default cores - 1), seconds measured per level (default 30)
+npm run bench                                   # calls: 1, 10, 50, 100 concurrent calls with a conversation agent (fake providers), then a
+                                                #   50-call echo level, Piper's real-time factor and the ElevenLabs SDK check (embedded: PGlite + in-process queue)
+npm run bench -- --calls 50 --json              # one level (and its echo level); one JSON object on stdout (use \`npm run -s\` to drop npm's banner)
+npm run bench -- --echo                         # echo agents only: the call benchmark as it was before the conversation engine
+npm run bench -- --workers 2 --duration 60      # media worker threads (default cores - 1), seconds measured per level (default 20)
+npm run bench -- --stagger 1000                 # callers start over 1 s instead of 5 s, so their turns come in bursts (default 5000; echo 1000)
 npm run bench -- --api                          # the HTTP API under open-loop load (default 500 req/s for 10 s)
 npm run bench -- --api --rate 1000 --duration 30
 DATABASE_URL=postgres://... REDIS_URL=redis://... npm run bench   # PostgreSQL + BullMQ/Redis, either benchmark
@@ -187,37 +190,85 @@ way \`vocelio serve\` does (migrations, bootstrap of an organization and owner k
 embedded) and listen on 127.0.0.1. With \`DATABASE_URL\` each server gets a scratch database
 \`vocelio_bench_<random>\` on that server, dropped at the end, so the database named in the URL is never
 written. With \`REDIS_URL\` the only keys left behind are rate-limit counters, which expire within about a
-minute. \`--write\` replaces the section of the same kind (backends and rate; backends, levels and worker
-count), or appends a new one. API sections recorded before the call benchmark existed show
-\`npm run bench -- --write\`; that command is now \`npm run bench -- --api --write\`.
+minute. \`--write\` replaces the section of the same kind (backends and rate; agents, backends, levels, worker
+count and a non-default stagger), or appends a new one. API sections recorded before the call benchmark
+existed show \`npm run bench -- --write\`; that command is now \`npm run bench -- --api --write\`. Echo-mode call
+sections recorded before the conversation benchmark existed show \`npm run bench -- --write\` too; that
+command is now \`npm run bench -- --echo --write\`.
 
 ### The call benchmark (default)
 
 \`bench/call-bench.ts\` runs each level on a **fresh server** (its own database, worker pool and sockets, in
-the same process) with a real \`MediaWorkerPool\` (cores - 1 threads unless \`--workers\`), Silero VAD, and one agent in echo
-mode (\`voice: echo\`: each caller utterance is played back once VAD ends it). The server process creates N
-calls and N single-use stream tokens, then forks the **callers as a child process** (\`bench/call-callers.ts\`).
-A child process rather than a worker thread, because CPU time (\`process.cpuUsage\`) and RSS are per
-process: callers in the same process would count as server CPU and memory, and their 20 ms timers would
-share its event loop. The callers still share the machine's cores with the server, so their CPU use and own
-event-loop delay are reported alongside.
+the same process) with a real \`MediaWorkerPool\` (cores - 1 threads unless \`--workers\`), Silero VAD, and one
+agent. The server process creates N calls and N single-use stream tokens, then forks the **callers as a
+child process** (\`bench/call-callers.ts\`). A child process rather than a worker thread, because CPU time
+(\`process.cpuUsage\`) and RSS are per process: callers in the same process would count as server CPU and
+memory, and their 20 ms timers would share its event loop. The callers still share the machine's cores
+with the server, so their CPU use and own event-loop delay are reported alongside.
+
+**Conversation agents (the default).** The agent has \`voice: { provider: 'piper', voiceId: 'test-voice' }\`,
+\`stt: deepgram\`, \`llm: openai\`, and the server is configured (\`DEEPGRAM_API_KEY\`/\`DEEPGRAM_BASE_URL\`,
+\`OPENAI_API_KEY\`/\`OPENAI_BASE_URL\`) to reach the fake Deepgram and OpenAI servers of the tests
+(\`test/fakes/deepgram.ts\`, \`test/fakes/openai.ts\`) through the real SDKs. The fakes run in **a third
+process** (\`bench/conversation-fakes.ts\`): the fake Deepgram decodes and segments every call's audio, which
+at 100 calls is real work that must not count as the server's CPU or delay its event loop; its CPU is
+reported as "fake providers process". Both answer with **zero added delay**: the transcript of each
+utterance when its speech ends (or at once on \`Finalize\`), and two short sentences per turn from the
+model (about 2 s of audio). Piper runs in the media workers on the **test voice**
+(\`test/fakes/piper-model.ts\`, written to a temp voices dir): a tiny ONNX graph with Piper's signature that
+renders a tone, so synthesis measures our own path (phonemes, ids, inference call, resampling, mu-law,
+transfer), not a real VITS model. The conversation engine runs unchanged: STT stream per call, turn
+detection (VAD end of speech + STT final), LLM streaming, sentence chunking, Piper per sentence, the paced
+outbound queue with a mark per sentence, barge-in, and turn and usage records written to the database.
 
 Each caller is Twilio's side of one Media Stream (\`src/simulator/twilio-stream-client.ts\`, connected to
-\`/twilio/media\` with its own token) and sends a 20 ms mu-law frame every 20 ms on its own clock, as Twilio
-does. It says one of the two sentences of \`test/fixtures/audio/two-utterances.ulaw\` (cut in the pause
-between them; each about 2 s of speech in about 3 s of audio), keeps sending silence while the echo comes
-back, waits 300 ms after the reply's mark, and says the other sentence, until the deadline: one reply
-every 5-6 s per call. Callers start over the first second (caller *i* at *i/N* s), so their frames do not
-arrive in step; measuring starts once all of them are streaming and lasts \`--duration\` seconds.
+\`/twilio/media\` with its own token; it plays what it receives in real time and echoes each mark when its
+playback reaches it, as Twilio does) and sends a 20 ms mu-law frame every 20 ms on its own clock. It says
+one of the two sentences of \`test/fixtures/audio/two-utterances.ulaw\` (cut in the pause between them; each
+about 2 s of speech in about 3 s of audio), keeps sending silence while the agent answers, and once its
+playback has reached the reply's last mark it waits 300 ms and says the other sentence. **Every other
+reply is talked over**: 500 ms after that reply's first frame arrived, the caller starts its next
+sentence (speech from its first frame), so VAD sees speech over the agent and the server must send
+\`clear\`; that sentence is then answered like any other. A call thus has a turn every 4-6 s. Callers start
+at evenly spread offsets over 5 s, about one turn cycle (caller *i* at *5i/N* s), so the calls' turns fall
+at independent moments as real calls' do; with \`--stagger 1000\` all calls end their speech within the
+same second of every cycle, a burst the server then queues (see the notes). Measuring starts once every
+caller is streaming and lasts \`--duration\` seconds.
+
+After the conversation levels, a conversation run measures three more things, each once: a 10 s **echo
+level** at 50 calls (or at \`--calls N\`) on a fresh server, for \`echoOverheadMs\` (a level of its own rather
+than echo calls mixed into the conversation levels, which would change the load those measure); **Piper's
+real-time factor** on the test voice (\`bench/piper-bench.ts\`: one worker, no calls, 5 sentences 3 times)
+as \`piperRtf\`; and the **ElevenLabs SDK's overhead** against plain \`fetch\` (\`bench/elevenlabs-sdk-bench.ts\`,
+local fake, 50 requests each) as \`elevenLabsSdk\`, for information (no budget).
+
+**Echo agents (\`--echo\`).** The agent has \`voice: echo\`: each caller utterance is played back once VAD ends
+it. The callers say the same sentences, wait 300 ms after the echo's mark and never talk over it; they
+start over 1 s. Echo mode replays the caller's frames byte for byte, so every echoed frame is checked
+against what the caller said.
 
 What each figure means:
 
-- **echo overhead** (\`overheadMs\`, alias \`echoOverheadMs\`): from the instant the media worker's VAD decided
-  the caller's speech had ended to the instant the main thread sent the first echoed frame
-  (\`app.callLatencies.echoOverheadMs\`, reset at the start of the window): the thread hop, the session's
-  handling and the first send. Our own overhead: no STT/LLM/TTS provider is involved.
+- **overhead** (\`overheadMs\`; conversation): \`app.callLatencies.turnOverheadMs\`, reset at the start of the
+  window: from the instant the media worker's VAD decided the caller's speech had ended (the turn's end of
+  speech) to the instant the main thread sent the answer's first audio frame, **minus provider time**: the
+  wait for the STT's final transcript after the end of speech (0 when it came first), the LLM's time from
+  request to the first complete sentence, and TTS's time from request to first audio (Piper, in the
+  worker). What is left is our own: thread hops, turn detection, prompt and history, the sentence chunker,
+  the hand-off to the pacer and the first send, and any time these waited for the main thread. Slower real
+  providers would not change it except through load, since their time is subtracted.
+- **response** (\`responseMs\`; conversation): the same without subtracting provider time, with zero-delay
+  fakes: local round trips through the SDKs, Piper's first audio and our overhead.
+- **barge-in** (\`bargeInMs\`): \`app.callLatencies.bargeInMs\`: from the instant VAD decided the caller had
+  started speaking (after the agent's \`interruption.minSpeechMs\`, default 200 ms of speech) to the instant
+  the main thread sent \`clear\`. ARCHITECTURE.md states the budget as "speech onset -> clear <= VAD onset +
+  50 ms", so this figure's p95 is held to 50 ms. "talked-over replies: cleared / attempted" counts, on the
+  callers' side, the replies they talked over and those that a \`clear\` stopped.
+- **echo overhead** (\`echoOverheadMs\`; echo): from VAD's end-of-speech decision to the first echoed frame
+  sent (\`app.callLatencies.echoOverheadMs\`): the thread hop, the session's handling and the first send.
 - **server event-loop delay**: \`monitorEventLoopDelay\` on the server's main thread (10 ms resolution, the
-  resolution itself subtracted), over the measured window. The media workers and the callers do not count.
+  resolution itself subtracted), over the measured window. The media workers, the callers and the fakes
+  do not count.
 - **media worker lag**: each worker's own event-loop delay p99 over the last second, as the pool reports
   it (\`stats().maxLagP99Ms\`, worst worker), sampled every second; the worst second and the mean. The pool
   gives no new calls to a worker above 20 ms while another is under it (with one worker there is no other).
@@ -229,29 +280,49 @@ What each figure means:
   below about 10 calls the figure is noise. "main heap" is the main thread's JS heap after a forced GC,
   with the calls live vs idle.
 - **VAD cost**: the media workers' busy time (their event-loop utilization, read from the parent) per
-  caller frame processed, over the window; nearly all of it is Silero. "per 32 ms window" is that x 1.6 (a
-  20 ms frame is 0.625 of a Silero window at 8 kHz). The pool's own \`stats().vadMeanMs\` is shown too, as
-  "VAD push -> result": it times each frame from push to result, so it includes waiting behind other
-  calls' windows on the same worker and grows with load; it is a latency, not a cost.
-- **dropped frames** (\`droppedFrames\`): echo mode plays the caller's frames back byte for byte, so every
-  echoed frame is located in the utterance it answers. Dropped = frames missing between two echoed frames
-  that did arrive (the reply jumps ahead in the utterance), plus inbound frames the callers sent that the
-  server's sessions never counted ("inbound lost"). "corrupt" = echoed frames that match nothing the caller
-  said or arrive out of order.
+  caller frame processed, over the window; in echo mode nearly all of it is Silero. In conversation mode
+  the workers also run Piper, so the worker-measured synthesis time of the sentences completed in the
+  window (the pool's \`ttsTotals\`) is subtracted first; sentences cut by a barge-in are not, so the figure
+  is an estimate (synthesis time is wall-clock in the worker: it leaves out sentences cut by a barge-in,
+  but takes in VAD frames handled between two sentences; shown as "-" when it exceeds the busy time, as on
+  a saturated machine). \`--echo\` measures VAD alone. "per 32 ms window" is that x 1.6 (a 20 ms frame is
+  0.625 of a Silero window at 8 kHz). The pool's own \`stats().vadMeanMs\` is shown too, as "VAD push ->
+  result": it times each frame from push to result, so it includes waiting behind other calls' windows
+  (and Piper) on the same worker and grows with load; it is a latency, not a cost.
+- **Piper in the calls**: sentences synthesized to the end in the window and their real-time factor
+  (worker-measured synthesis time / audio duration). \`piperRtf\` is the same on an idle worker.
 - **late frames** (\`lateFrames\`): the callers play each reply in real time from its first frame, so frame
   *k* of a reply plays *20 k* ms after the first arrived; a frame that arrives after its play-out time is
   late (a real caller hears a gap). The server sends up to 100 ms ahead of real time, so a frame is late
-  only if a stall ate that lead. Also shown: inter-arrival gaps over 60 ms within a reply, and the largest gap.
-- **replies**: utterances spoken to the end; replies played to their mark; utterances still without any
-  reply 10 s after they ended (missed); complete replies lacking more than 100 ms of the utterance's speech
-  at either end (short); replies that started before the utterance's last speech frame was even sent (VAD
-  ended the turn at a pause: split); \`clear\` messages received (barge-in). With these fixtures, all but
-  "utterances" and "replies" should be 0.
+  only if a stall ate that lead. Also shown: inter-arrival gaps over 60 ms within a reply, and the largest
+  gap (a conversation reply is several sentences, each synthesized separately, so a gap between
+  sentences counts too).
+- **dropped frames** (\`droppedFrames\`): inbound frames the callers sent that the server's sessions never
+  counted ("inbound lost"), plus, in echo mode, frames missing between two echoed frames that did arrive
+  (the reply jumps ahead in the utterance); "corrupt" = echoed frames that match nothing the caller said or
+  arrive out of order.
+- **replies**: utterances spoken to the end; replies heard to the end (echo: their mark arrived;
+  conversation: playback reached their last mark); utterances still without any reply 10 s after they
+  ended (missed); replies that started before the utterance's last speech frame was even sent (VAD ended
+  the turn at a pause: split); \`clear\` messages received. Echo mode also counts complete replies lacking
+  more than 100 ms of the utterance's speech at either end (short). Missed, split, short and (echo) clears
+  should all be 0.
 - **caller-heard turn**: the caller's view, from sending its last speech frame to receiving the first
-  echoed frame; it includes the 400 ms of silence VAD waits for before ending a turn, and the VAD window.
-- **other work on the machine**: CPU time of all cores over the window minus the server's and the
-  callers' (\`os.cpus()\`), and the 1-minute load average. Above 15 % of a core the level is flagged as
-  possibly disturbed; rerun it on a quiet machine.
+  reply frame; it includes the 400 ms of silence VAD waits for before ending a turn, and the VAD window.
+- **fake providers process**: the CPU of the fakes' process over the window, and the chat requests the
+  fake OpenAI answered.
+- **other work on the machine**: CPU time of all cores over the window minus the server's, the callers'
+  and the fakes' (\`os.cpus()\`), and the 1-minute load average. With \`DATABASE_URL\` and \`REDIS_URL\`,
+  PostgreSQL's and Redis's work lands here too. Above 15 % of a core the level is flagged as possibly
+  disturbed; rerun it on a quiet machine.
+
+\`--json\` prints, for one level, that level's object; for the sweep, \`{ runs: [...] }\`; either with
+\`echoOverheadMs\` (from the echo level, its details under \`echo\`), \`piperRtf\` (details under \`piper\`),
+\`elevenLabsSdk\`, and the date, command, backends and machine. A conversation level's headline fields are
+\`overheadMs\`, \`responseMs\` and \`bargeInMs\` (\`{p50, p95, p99, max, samples}\`), \`eventLoopDelayMs.p99\`,
+\`cpuPerCallPct\`, \`memPerCallMb\`, \`vadFrameMs\`/\`vadWindowMs\`, \`droppedFrames\` and \`lateFrames\`; an echo
+level has \`echoOverheadMs\` where a conversation level has \`overheadMs\`. Before the conversation engine,
+\`overheadMs\` was the echo figure; it is now the conversation overhead.
 
 ### The API benchmark (\`--api\`)
 
