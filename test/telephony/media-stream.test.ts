@@ -102,9 +102,11 @@ describe('the Twilio media stream socket', () => {
   });
 
   it('refuses a token that has already been used', async () => {
-    const { token } = await newCall();
+    const { call, token } = await newCall();
     const first = new TwilioStreamClient({ url, customParameters: { token } });
     await first.connect();
+    // Until the server has spent the token for the first socket, either socket could win it.
+    await until(() => t.app.callSessions.has(call.id));
     const second = new TwilioStreamClient({ url, customParameters: { token } });
     await second.connect();
     expect((await second.closed).code).toBe(1008);
