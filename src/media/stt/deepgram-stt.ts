@@ -5,6 +5,7 @@
 import { DeepgramClient, type Deepgram } from '@deepgram/sdk';
 import { ProviderError } from '../../shared/errors.js';
 import type { SttEvent, SttOptions, SttProvider, SttStream } from '../providers.js';
+import { AsyncQueue } from '../../shared/async-queue.js';
 
 const PROVIDER = 'deepgram';
 const SAMPLE_RATE = 8000;
@@ -85,7 +86,7 @@ class DeepgramSttStream implements SttStream {
   readonly ready: Promise<void>;
   private resolveReady!: () => void;
   private rejectReady!: (error: Error) => void;
-  private readonly events = new EventQueue<SttEvent>(() => this.close());
+  private readonly events = new AsyncQueue<SttEvent>(() => this.close());
   private state: State = 'connecting';
   private socket: ListenSocket | undefined;
   /** Bumped whenever a socket stops being current, so its late events are ignored. */
@@ -362,55 +363,4 @@ class DeepgramSttStream implements SttStream {
 function describe(loss: Loss): string {
   if (loss.error) return loss.error.message;
   return `closed with ${loss.code ?? 'no code'}${loss.reason ? `: ${loss.reason}` : ''}`;
-}
-
-/** A single-consumer async queue: events pushed before anyone iterates are kept. */
-class EventQueue<T> implements AsyncIterable<T> {
-  private readonly items: T[] = [];
-  private readonly waiting: { resolve: (result: IteratorResult<T>) => void; reject: (error: Error) => void }[] = [];
-  private ended = false;
-  private failure: Error | undefined;
-
-  constructor(private readonly onReturn: () => void) {}
-
-  push(item: T): void {
-    if (this.ended) return;
-    const waiter = this.waiting.shift();
-    if (waiter) waiter.resolve({ value: item, done: false });
-    else this.items.push(item);
-  }
-
-  end(): void {
-    if (this.ended) return;
-    this.ended = true;
-    for (const waiter of this.waiting.splice(0)) waiter.resolve({ value: undefined, done: true });
-  }
-
-  fail(error: Error): void {
-    if (this.ended) return;
-    this.ended = true;
-    const waiters = this.waiting.splice(0);
-    if (waiters.length === 0) this.failure = error;
-    for (const waiter of waiters) waiter.reject(error);
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<T> {
-    return {
-      next: () => {
-        if (this.items.length > 0) return Promise.resolve({ value: this.items.shift()!, done: false });
-        if (this.failure) {
-          const failure = this.failure;
-          this.failure = undefined;
-          return Promise.reject(failure);
-        }
-        if (this.ended) return Promise.resolve({ value: undefined, done: true });
-        return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
-      },
-      return: () => {
-        this.items.length = 0;
-        this.onReturn();
-        return Promise.resolve({ value: undefined, done: true });
-      },
-    };
-  }
 }

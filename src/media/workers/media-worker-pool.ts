@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { ProviderError } from '../../shared/errors.js';
+import { AsyncQueue } from '../../shared/async-queue.js';
 import { siblingModule, startWorker } from '../../shared/worker-threads.js';
 import type { MediaChannel, MediaEngine, MediaEvent, VadOptions } from '../media-engine.js';
 import type { TtsOptions } from '../providers.js';
@@ -17,67 +18,12 @@ export interface MediaWorkerPoolOptions {
   onLog?: (msg: string) => void;
 }
 
-/** Mu-law chunks of one synthesis request as they arrive from the worker, consumed by one async iterator. */
-class TtsChunks implements AsyncIterable<Uint8Array> {
-  private readonly chunks: Uint8Array[] = [];
-  private done = false;
-  private error: Error | undefined;
-  private wake: (() => void) | undefined;
-
-  push(chunk: Uint8Array): void {
-    if (this.done) return;
-    this.chunks.push(chunk);
-    this.notify();
-  }
-
-  /** No more chunks; the iteration ends after the buffered ones. */
-  end(): void {
-    this.done = true;
-    this.notify();
-  }
-
-  /** Ends the iteration now, dropping chunks not yet taken: aborted speech must not play. */
-  abort(): void {
-    this.chunks.length = 0;
-    this.end();
-  }
-
-  /** The iteration throws `error` after the buffered chunks. */
-  fail(error: Error): void {
-    if (this.done) return;
-    this.error = error;
-    this.done = true;
-    this.notify();
-  }
-
-  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
-    for (;;) {
-      const chunk = this.chunks.shift();
-      if (chunk) {
-        yield chunk;
-        continue;
-      }
-      if (this.done) {
-        if (this.error) throw this.error;
-        return;
-      }
-      await new Promise<void>((resolve) => (this.wake = resolve));
-    }
-  }
-
-  private notify(): void {
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.();
-  }
-}
-
 interface Slot {
   id: number;
   worker: Worker;
   ready: Promise<void>;
   calls: Map<string, (e: MediaEvent) => void>;
-  tts: Map<number, { callId: string; chunks: TtsChunks }>;
+  tts: Map<number, { callId: string; chunks: AsyncQueue<Uint8Array> }>;
   lagP99Ms: number;
   vadMeanMs: number;
   ttsSynthMs: number;
@@ -173,7 +119,7 @@ export class MediaWorkerPool implements MediaEngine {
     if (!this.slots.includes(slot)) throw new ProviderError('piper', `the media worker of call ${callId} exited`, true);
     if (!isOpen() || !slot.calls.has(callId)) throw new ProviderError('piper', `call ${callId} has no open media channel`, false);
     const requestId = this.nextRequestId++;
-    const chunks = new TtsChunks();
+    const chunks = new AsyncQueue<Uint8Array>();
     slot.tts.set(requestId, { callId, chunks });
     const onAbort = () => chunks.abort();
     signal.addEventListener('abort', onAbort, { once: true });
