@@ -1,5 +1,5 @@
 import { Type, type Static, type TSchema } from 'typebox';
-import { StringEnum, IdString, Timestamp } from '../shared/schemas.js';
+import { StringEnum, IdString, Timestamp, E164String } from '../shared/schemas.js';
 
 /** Providers an agent may name; the conversation engine implements each. */
 export const VOICE_PROVIDERS = ['piper', 'elevenlabs', 'echo'] as const;
@@ -62,7 +62,7 @@ export const VoicemailSettings = Type.Object(
 export const TransferDestination = Type.Object(
   {
     name: Type.String({ pattern: '^[a-zA-Z][a-zA-Z0-9_-]{0,63}$', description: 'what the model calls it, e.g. billing' }),
-    number: Type.String({ pattern: '^\\+[1-9][0-9]{6,14}$', description: 'E.164' }),
+    number: E164String(),
     description: Type.Optional(Type.String({ maxLength: 500, description: 'when to transfer there' })),
   },
   { additionalProperties: false },

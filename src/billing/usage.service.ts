@@ -15,18 +15,24 @@ export interface UsageItem {
 export class UsageService {
   constructor(private readonly db: Db) {}
 
-  /** Adds `items` to the call's running totals (one upsert per meter, provider and model). */
+  /** Adds `items` to the call's running totals: one upsert statement however many meters changed. */
   async add(organizationId: string, callId: string, items: UsageItem[]): Promise<void> {
+    // One row per (meter, provider, model): the same key twice in one statement is a Postgres error.
+    const merged = new Map<string, UsageItem>();
     for (const item of items) {
       if (!(item.quantity > 0)) continue;
-      await this.db
-        .insert(usageRecords)
-        .values({ id: newId('use'), organizationId, callId, meter: item.meter, provider: item.provider, model: item.model ?? '', quantity: item.quantity })
-        .onConflictDoUpdate({
-          target: [usageRecords.callId, usageRecords.meter, usageRecords.provider, usageRecords.model],
-          set: { quantity: sql`${usageRecords.quantity} + excluded.quantity`, updatedAt: sql`now()` },
-        });
+      const key = `${item.meter}\u0000${item.provider}\u0000${item.model ?? ''}`;
+      merged.set(key, { ...item, quantity: (merged.get(key)?.quantity ?? 0) + item.quantity });
     }
+    const rows = [...merged.values()].map((item) => ({ id: newId('use'), organizationId, callId, meter: item.meter, provider: item.provider, model: item.model ?? '', quantity: item.quantity }));
+    if (rows.length === 0) return;
+    await this.db
+      .insert(usageRecords)
+      .values(rows)
+      .onConflictDoUpdate({
+        target: [usageRecords.callId, usageRecords.meter, usageRecords.provider, usageRecords.model],
+        set: { quantity: sql`${usageRecords.quantity} + excluded.quantity`, updatedAt: sql`now()` },
+      });
   }
 
   /** The call's usage rows, for the calls API and tests. */

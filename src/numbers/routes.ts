@@ -1,12 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { IdParams, IdString, NullableIdString, Page, PageQuery, Timestamp, errorResponses } from '../shared/schemas.js';
+import { E164String, IdParams, IdString, NullableIdString, Page, PageQuery, Timestamp, errorResponses } from '../shared/schemas.js';
 import { decodeCursor, toPage } from '../shared/pagination.js';
 import type { PhoneNumberRow } from './numbers.table.js';
 
 const NUMBER_ID = /^pn_[0-9a-z]{26}$/;
 const tags = ['phone-numbers'];
-const E164 = Type.String({ pattern: '^\\+[1-9][0-9]{6,14}$', description: 'E.164, e.g. +14155550123', examples: ['+14155550123'] });
+const E164 = E164String();
 const Capabilities = Type.Object({ voice: Type.Boolean(), sms: Type.Boolean(), mms: Type.Boolean(), fax: Type.Boolean() });
 
 const PhoneNumber = Type.Object({

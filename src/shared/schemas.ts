@@ -16,6 +16,9 @@ export const IdString = (prefix: IdPrefix, description?: string) =>
 export const NullableIdString = (prefix: IdPrefix, description?: string) =>
   Type.Union([Type.String({ pattern: idPattern(prefix) }), Type.Null()], { description: description ?? `${prefix}_ id or null` });
 
+/** A phone number in E.164 form (the full check, country by country, is `e164Problem` in the telephony provider). */
+export const E164String = (description = 'E.164, e.g. +14155550123') => Type.String({ pattern: '^\\+[1-9][0-9]{6,14}$', description });
+
 /** Path parameters `{ id }` for one entity type. */
 export const IdParams = (prefix: IdPrefix) => Type.Object({ id: IdString(prefix) }, { additionalProperties: false });
 
