@@ -7,13 +7,13 @@ import type { Database } from './db/client.js';
 import type { JobQueue } from './queue/queue.js';
 import type { Access } from './auth/access.js';
 import { randomToken } from './shared/ids.js';
-import { errorsPlugin, sendError } from './plugins/errors.js';
+import { clientErrorHandler, errorsPlugin, sendError } from './plugins/errors.js';
 import { dbPlugin } from './plugins/db.js';
 import { redisPlugin } from './plugins/redis.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { swaggerPlugin } from './plugins/swagger.js';
 import { healthRoutes } from './plugins/health.js';
-import { rejectUnstorableBody, validatorCompiler } from './plugins/validation.js';
+import { rejectUnstorableInput, validatorCompiler } from './plugins/validation.js';
 import { authPlugin, v1GuardPlugin } from './plugins/auth.js';
 import { auditPlugin, auditRoutes } from './audit/index.js';
 import { organizationsPlugin, memberRoutes, meRoutes } from './organizations/index.js';
@@ -79,15 +79,19 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     // maxParamLength: a long id is just a wrong id; let it reach schema validation (400 like any malformed id)
     // instead of the router's 414. No route has a regex parameter that the default limit of 100 would protect.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 16_384 },
+    // Failures of the HTTP parser itself (431 headers too large, 408) get our error shape too.
+    clientErrorHandler,
     forceCloseConnections: 'idle',
-    return503OnClosing: true,
+    // Requests that arrive while the server drains get a 503 in our error shape from a hook (errors plugin)
+    // rather than fastify's own body.
+    return503OnClosing: false,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler());
   // Every body is JSON. Fastify's built-in text/plain parser would hand a string to the schema (a confusing
   // "body must be object") where the answer is 415.
   app.removeContentTypeParser('text/plain');
-  app.addHook('preValidation', rejectUnstorableBody);
+  app.addHook('preValidation', rejectUnstorableInput);
   app.decorate('config', config);
   app.decorate('queue', deps.queue ?? null);
   const routeTable: Array<{ method: string; url: string; access?: Access }> = [];

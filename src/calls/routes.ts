@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { IdParams, IdString, Timestamp, errorResponses } from '../shared/schemas.js';
 import { STREAM_TOKEN_TTL_MS } from './calls.service.js';
+import { OPTIONAL_BODY } from '../plugins/swagger.js';
 
 const TestCall = Type.Object({
   callId: IdString('call'),
@@ -29,7 +30,15 @@ const TestCallBody = Type.Object(
  */
 export const testCallRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/:id/test-calls', {
-    schema: { summary: 'Start a test call to an agent over the Media Streams socket', tags: ['calls'], params: IdParams('agt'), body: TestCallBody, response: { 201: TestCall, ...errorResponses(400, 401, 403, 404, 429) } },
+    schema: {
+      summary: 'Start a test call to an agent over the Media Streams socket',
+      description: 'The body is optional: a bare POST starts a call with the agent\'s own variables.',
+      tags: ['calls'],
+      params: IdParams('agt'),
+      body: TestCallBody,
+      [OPTIONAL_BODY]: true,
+      response: { 201: TestCall, ...errorResponses(400, 401, 403, 404, 429) },
+    },
     config: { access: { resource: 'calls', role: 'member' } },
     // The body is optional: a bare POST (no content) means no per-call variables.
     preValidation: async (req) => {

@@ -57,9 +57,19 @@ export function unstorableInBody(body: unknown): { field: string; message: strin
   return null;
 }
 
-/** preValidation hook: answers 400 validation_failed, like a schema failure, to a body the database could not store. */
-export async function rejectUnstorableBody(req: FastifyRequest): Promise<void> {
-  const problem = unstorableInBody(req.body);
-  if (!problem) return;
-  throw new AppError('validation_failed', `body ${problem.field} ${problem.message}`, 400, [{ location: 'body', ...problem }]);
+/**
+ * preValidation hook: answers 400 validation_failed, like a schema failure, to a body, query string or path
+ * parameter the database could not store (a `%00` in a query string would otherwise reach a query as a 500).
+ */
+export async function rejectUnstorableInput(req: FastifyRequest): Promise<void> {
+  // Query strings and path parameters only where the route reads them (declares a schema): a route that
+  // ignores its query string has nothing to store. Bodies always: webhooks parse forms without a schema.
+  const schema = (req.routeOptions.schema ?? {}) as { params?: unknown; querystring?: unknown };
+  const parts = [['params', schema.params && req.params], ['querystring', schema.querystring && req.query], ['body', req.body]] as const;
+  for (const [location, value] of parts) {
+    const problem = unstorableInBody(value);
+    if (!problem) continue;
+    const where = location === 'body' ? 'body' : location === 'params' ? 'path parameter' : 'query parameter';
+    throw new AppError('validation_failed', `${where} ${problem.field} ${problem.message}`, 400, [{ location, ...problem }]);
+  }
 }

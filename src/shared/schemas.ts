@@ -28,8 +28,8 @@ export const ErrorResponse = Type.Object(
     error: Type.Object({
       code: Type.String({ description: 'stable machine-readable code, e.g. not_found, validation_failed' }),
       message: Type.String(),
-      details: Type.Optional(Type.Unknown()),
-      requestId: Type.Optional(Type.String()),
+      details: Type.Unknown({ description: 'what exactly is wrong (fields, limits), or null' }),
+      requestId: Type.String({ description: 'quote it when reporting a problem; also in the X-Request-Id header' }),
     }),
   },
   { description: 'Error' },

@@ -207,7 +207,7 @@ describe('authorization of every /v1 route', () => {
 
   const refused = (forRoutes: Route[], status: number, code: string) =>
     Object.fromEntries(
-      forRoutes.map((r) => [r.key, { status, body: { error: { code, message: expect.any(String), requestId: expect.any(String) } }, stateUnchanged: true, twilioUntouched: true }]),
+      forRoutes.map((r) => [r.key, { status, body: { error: { code, message: expect.any(String), details: null, requestId: expect.any(String) } }, stateUnchanged: true, twilioUntouched: true }]),
     );
 
   beforeAll(async () => {

@@ -420,6 +420,18 @@ describe('request input', () => {
     });
 
     // Runs after everything above: the organization must look as if none of it had been sent.
+    describe('NUL characters outside the body', () => {
+      it('answers 400 naming the parameter to a NUL character in a query string', async () => {
+        const error = expectError(await send({ method: 'GET', url: '/v1/calls?campaignId=%00', headers: bearer(org.keys.owner) }), 400, 'validation_failed');
+        expect(error.details).toEqual([expect.objectContaining({ location: 'querystring', field: 'campaignId' })]);
+      });
+
+      it('answers 400 naming the parameter to a NUL character in a path parameter', async () => {
+        const error = expectError(await send({ method: 'GET', url: '/v1/agents/agt_%00', headers: bearer(org.keys.owner) }), 400, 'validation_failed');
+        expect(fieldsOf(error)).toEqual(['id']);
+      });
+    });
+
     describe('afterwards', () => {
       it("leaves the organization's agents exactly as they were", async () => {
         expect(await agentList()).toBe(agentsBefore);
@@ -487,6 +499,54 @@ describe('request input', () => {
         const statuses = await fuzz('PATCH', `/v1/agents/${agentId}`, FUZZ_SEED + 1);
         expect(statuses.get(200) ?? 0).toBeGreaterThan(0);
       });
+    });
+  });
+
+  // Every route the app serves, not only the ones above: random path parameters and query strings must
+  // never reach the database unchecked, and every status must be one the OpenAPI document promises. Some
+  // random requests are valid (a search with defaults), so this runs in the lab organization.
+  describe(`query strings and path parameters of every route (FUZZ_SEED=${FUZZ_SEED})`, () => {
+    type Operation = { responses: Record<string, unknown> };
+    let doc: { paths: Record<string, Record<string, Operation>> };
+    beforeAll(async () => {
+      doc = (await send({ method: 'GET', url: '/docs/json' })).json();
+    });
+
+    const ROUTE_CASES = Number(process.env.FUZZ_ROUTE_CASES ?? 24);
+    const NASTY = [
+      '%00', 'a%00b', '%ff', '%zz', '%', '%C0%AF', '..%2F..%2Fetc', '\u0000', '%F0%9F%98%80', '%ED%A0%80', '-1', '0', '1e309',
+      '99999999999999999999', 'NaN', 'true', '[]', '{}', 'null', "'; drop table agents; --", 'a'.repeat(5000), '%20', '',
+      '2024-13-45T99:99:99Z', 'agt_01jd5z3k8m0000000000000000', 'call_01jd5z3k8m0000000000000000', 'key_01jd5z3k8m0000000000000000',
+    ];
+    const QUERY_KEYS = ['limit', 'cursor', 'status', 'direction', 'agentId', 'campaignId', 'phoneNumberId', 'createdAfter', 'createdBefore', 'includeRevoked', 'action', 'country', 'areaCode', 'contains', 'callId', 'x', '', '__proto__', 'constructor'];
+
+    function fuzzRequest(random: () => number, url: string): string {
+      const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
+      // Random bytes, percent-encoded: invalid UTF-8, control characters and reserved characters included.
+      const randomText = () => Array.from({ length: 1 + Math.floor(random() * 12) }, () => `%${Math.floor(random() * 256).toString(16).padStart(2, '0')}`).join('');
+      const path = url.replace(/:\w+/g, () => (random() < 0.75 ? pick(NASTY) : randomText()));
+      const pairs = Array.from({ length: Math.floor(random() * 4) }, () => `${pick(QUERY_KEYS)}=${random() < 0.7 ? pick(NASTY) : randomText()}`);
+      return pairs.length > 0 ? `${path}?${pairs.join('&')}` : path;
+    }
+
+    const openApiPath = (url: string) => url.replace(/:(\w+)/g, '{$1}');
+
+    it('answers random path parameters and query strings on every route with a documented status, never a 5xx', async () => {
+      const random = prng(FUZZ_SEED + 7);
+      const routes = t.app.routeTable.filter((r) => !r.url.startsWith('/docs') && r.url !== '/twilio/media');
+      expect(routes.length).toBeGreaterThan(30);
+      const undocumented: string[] = [];
+      for (const route of routes) {
+        const method = route.method as HTTPMethods;
+        for (let i = 0; i < ROUTE_CASES; i++) {
+          const url = fuzzRequest(random, route.url);
+          const withBody = method === 'POST' || method === 'PATCH' || method === 'PUT';
+          const res = await send({ method, url, headers: bearer(lab.keys.owner), ...(withBody ? { payload: {} } : {}) });
+          const operation = doc.paths[openApiPath(route.url)]?.[method.toLowerCase()];
+          if (operation && !(String(res.statusCode) in operation.responses)) undocumented.push(`${method} ${route.url} -> ${res.statusCode} (${url.slice(0, 80)})`);
+        }
+      }
+      expect(undocumented).toEqual([]);
     });
   });
 });

@@ -38,6 +38,36 @@ describe('OpenAPI', () => {
     expect(doc.paths['/v1/agents']?.post?.requestBody).toBeDefined();
   });
 
+  it('marks the body of a test call as optional, since a bare POST starts one', () => {
+    const op = doc.paths['/v1/agents/{id}/test-calls']?.post as { requestBody?: { required?: boolean } } & Record<string, unknown>;
+    expect(op.requestBody?.required).toBe(false);
+    expect(Object.keys(op).filter((k) => k.startsWith('x-'))).toEqual([]);
+  });
+
+  it('documents the guard\'s 401, 403 and 429 and our 500 on every /v1 operation', () => {
+    for (const [path, ops] of Object.entries(doc.paths).filter(([p]) => p.startsWith('/v1'))) {
+      for (const [method, op] of Object.entries(ops)) {
+        for (const status of ['401', '403', '429', '500']) expect(Object.keys(op.responses), `${method} ${path}`).toContain(status);
+      }
+    }
+  });
+
+  it('documents 400 and 404 on every operation with an id in its path, 413 and 415 on every one with a body', () => {
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(ops)) {
+        const statuses = Object.keys(op.responses);
+        if (path.includes('{id}')) expect(statuses, `${method} ${path}`).toEqual(expect.arrayContaining(['400', '404']));
+        if (op.requestBody) expect(statuses, `${method} ${path}`).toEqual(expect.arrayContaining(['400', '413', '415']));
+      }
+    }
+  });
+
+  it('describes the error body with details and requestId always present', () => {
+    const error = (doc as unknown as { paths: Record<string, Record<string, { responses: Record<string, { content: Record<string, { schema: { properties: { error: { required: string[] } } } }> }> }>> })
+      .paths['/v1/agents']!.get!.responses['401']!.content['application/json']!.schema.properties.error;
+    expect(error.required).toEqual(expect.arrayContaining(['code', 'message', 'details', 'requestId']));
+  });
+
   it('serves the interactive docs at /docs', async () => {
     const res = await t.app.inject({ method: 'GET', url: '/docs/' });
     expect(res.statusCode).toBe(200);

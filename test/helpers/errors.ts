@@ -5,12 +5,13 @@ import { expect } from 'vitest';
 export interface ApiError {
   code: string;
   message: string;
-  details?: unknown;
+  details: unknown;
   requestId: string;
 }
 
 /**
- * Asserts that a response carries the one error shape, `{"error":{"code","message","details"?,"requestId"}}`
+ * Asserts that a response carries the one error shape, `{"error":{"code","message","details","requestId"}}`
+ * (`details` always present, null when there is nothing to add)
  * with nothing else in it, and that the request id is the one in the `x-request-id` header. Returns the error.
  */
 export function expectErrorShape(res: LightMyRequestResponse): ApiError {
@@ -21,7 +22,7 @@ export function expectErrorShape(res: LightMyRequestResponse): ApiError {
   expect(body.error, context).toEqual({
     code: expect.stringMatching(/^[a-z_]+$/),
     message: expect.any(String),
-    ...('details' in body.error ? { details: body.error.details } : {}),
+    details: 'details' in body.error ? body.error.details : expect.fail(`no details in ${context}`),
     requestId: res.headers['x-request-id'],
   });
   return body.error;
