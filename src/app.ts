@@ -16,7 +16,7 @@ import { healthRoutes } from './plugins/health.js';
 import { rejectUnstorableInput, validatorCompiler } from './plugins/validation.js';
 import { authPlugin, v1GuardPlugin } from './plugins/auth.js';
 import { auditPlugin, auditRoutes } from './audit/index.js';
-import { organizationsPlugin, memberRoutes, meRoutes } from './organizations/index.js';
+import { organizationsPlugin, memberRoutes, meRoutes, invitationRoutes, invitationAcceptRoutes } from './organizations/index.js';
 import { authServicesPlugin, apiKeyRoutes, sessionRoutes } from './auth/index.js';
 import { agentsPlugin, agentRoutes } from './agents/index.js';
 import { telephonyPlugin } from './telephony/index.js';
@@ -119,8 +119,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(dbPlugin, { database: deps.database, owned: deps.ownsDatabase ?? false });
   await app.register(redisPlugin, { redisUrl: config.redisUrl, redis: deps.redis });
   await app.register(auditPlugin);
-  await app.register(organizationsPlugin);
   await app.register(authServicesPlugin);
+  await app.register(organizationsPlugin);
   await app.register(agentsPlugin);
   await app.register(authPlugin);
   await app.register(telephonyPlugin, { mediaEngine: deps.mediaEngine ?? null, telephony: deps.telephony });
@@ -131,6 +131,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(healthRoutes);
   await app.register(twilioWebhookRoutes);
   await app.register(sessionRoutes, { prefix: '/auth' });
+  await app.register(invitationAcceptRoutes, { prefix: '/auth/invitations' });
   await app.register(
     async (v1) => {
       await v1.register(v1GuardPlugin, { rateLimitPerMinute: config.rateLimitPerMinute });
@@ -142,6 +143,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       await v1.register(callRoutes, { prefix: '/calls' });
       await v1.register(recordingRoutes, { prefix: '/calls' });
       await v1.register(memberRoutes, { prefix: '/members' });
+      await v1.register(invitationRoutes, { prefix: '/invitations' });
       await v1.register(auditRoutes, { prefix: '/audit-log' });
     },
     { prefix: '/v1' },

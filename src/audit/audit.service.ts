@@ -14,6 +14,9 @@ export type AuditAction =
   | 'member.added'
   | 'member.role_changed'
   | 'member.removed'
+  | 'invitation.created'
+  | 'invitation.revoked'
+  | 'invitation.accepted'
   | 'organization.bootstrapped';
 
 /** One audit event as services report it. */

@@ -43,3 +43,17 @@ export function denyReason(principal: Principal, access: Access): string | null 
   }
   return null;
 }
+
+/**
+ * Why a principal may not make someone a member with `role` (invite, or change a role to it), or null when
+ * it may. A member's session holds every scope, so only credentials holding every scope, and at least that
+ * role, cover all the member will be able to do; anything less would let a narrow key mint a wider login.
+ */
+export function grantDenyReason(principal: Principal, role: Role): string | null {
+  if (role === 'owner' && principal.role !== 'owner') return 'only an owner can grant the owner role';
+  if (!roleAtLeast(principal.role, role)) return `granting the ${role} role needs the ${role} role or higher; you have ${principal.role}`;
+  if (!principal.scopes.includes('*')) {
+    return `granting a role needs credentials with the * scope, since a member can use every resource their role allows; this API key has ${principal.scopes.join(', ')}`;
+  }
+  return null;
+}

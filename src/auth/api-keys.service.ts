@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
-import { and, desc, eq, isNull, lt, or, sql } from 'drizzle-orm';
+import { and, desc, eq, inArray, isNull, lt, or, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { newId, randomToken } from '../shared/ids.js';
-import { AppError, forbidden, notFound } from '../shared/errors.js';
-import type { Role } from '../organizations/organizations.table.js';
-import { organizations } from '../organizations/organizations.table.js';
+import { AppError, forbidden, notFound, unauthorized } from '../shared/errors.js';
+import { memberships, organizations, users, ROLES, type Role } from '../organizations/organizations.table.js';
 import type { AuditService } from '../audit/audit.service.js';
 import { apiKeys } from './auth.table.js';
 import { roleAtLeast, type Principal } from './access.js';
@@ -27,7 +26,12 @@ export interface ApiKeyView {
   lastUsedAt: string | null;
   expiresAt: string | null;
   revokedAt: string | null;
+  /** Who made the key: a person (in the dashboard), another key, or nobody we know (the CLI, a deleted user). */
+  createdBy: KeyCreator | null;
 }
+
+/** The maker of a key as the API shows it. */
+export type KeyCreator = { type: 'user'; id: string; email: string } | { type: 'api_key'; id: string };
 
 /** Input for creating a key. */
 export interface ApiKeyInput {
@@ -42,7 +46,15 @@ export type KeyRejection = 'unknown' | 'revoked' | 'expired' | 'organization_sus
 
 type ApiKeyRow = typeof apiKeys.$inferSelect;
 
-const toView = (r: ApiKeyRow): ApiKeyView => ({
+/** Why keys were revoked along with a membership change, for the audit log. */
+export interface ChainRevocation {
+  actor: Principal['actor'];
+  reason: 'member_removed' | 'member_demoted';
+  metadata: Record<string, unknown>;
+  meta?: { ip?: string; requestId?: string };
+}
+
+const toView = (r: ApiKeyRow, creatorEmail: string | null): ApiKeyView => ({
   id: r.id,
   object: 'api_key',
   name: r.name,
@@ -53,7 +65,46 @@ const toView = (r: ApiKeyRow): ApiKeyView => ({
   lastUsedAt: r.lastUsedAt?.toISOString() ?? null,
   expiresAt: r.expiresAt?.toISOString() ?? null,
   revokedAt: r.revokedAt?.toISOString() ?? null,
+  createdBy:
+    r.createdByUserId && creatorEmail !== null
+      ? { type: 'user', id: r.createdByUserId, email: creatorEmail }
+      : r.createdByKeyId
+        ? { type: 'api_key', id: r.createdByKeyId }
+        : null,
 });
+
+/**
+ * The keys a user made in an organization, and the keys those keys made, down the chain (revoked ones
+ * included: a key made before its parent was revoked still works).
+ */
+function keyChain(organizationId: string, userId: string): SQL {
+  return sql`(with recursive chain(id) as (
+      select id from api_keys where organization_id = ${organizationId} and created_by_user_id = ${userId}
+      union
+      select k.id from api_keys k join chain c on k.created_by_key_id = c.id where k.organization_id = ${organizationId}
+    ) select id from chain)`;
+}
+
+/**
+ * Locks what the principal's authority rests on (its key row, or its membership) until the transaction
+ * ends, and returns its current role. A removal or demotion running at the same time either finishes first
+ * (and this refuses) or waits for this transaction, and then sees whatever it created.
+ */
+export async function lockPrincipal(tx: Db, principal: Principal): Promise<Role> {
+  if (principal.actor.type === 'api_key') {
+    const [key] = await tx.select({ revokedAt: apiKeys.revokedAt }).from(apiKeys).where(eq(apiKeys.id, principal.actor.id)).for('share');
+    // No row: the operator's CLI, which acts without a key.
+    if (key?.revokedAt) throw unauthorized('API key has been revoked');
+    return principal.role;
+  }
+  const [m] = await tx
+    .select({ role: memberships.role })
+    .from(memberships)
+    .where(and(eq(memberships.organizationId, principal.organizationId), eq(memberships.userId, principal.actor.id)))
+    .for('share');
+  if (!m) throw unauthorized('you are no longer a member of this organization');
+  return m.role;
+}
 
 // last_used_at is informational; writing it once a minute per key keeps a hot key from costing a write per request.
 const LAST_USED_RESOLUTION = sql`interval '60 seconds'`;
@@ -82,7 +133,9 @@ export class ApiKeysService {
       throw new AppError('invalid_request', 'expiresAt must be in the future', 400, { field: 'expiresAt' });
     }
     const secret = `${API_KEY_PREFIX}${randomToken(30)}`;
-    const row = await this.db.transaction(async (tx) => {
+    return this.db.transaction(async (tx) => {
+      const current = await lockPrincipal(tx, principal);
+      if (!roleAtLeast(current, role)) throw forbidden(`you cannot create a key with the ${role} role; you have ${current}`);
       const [inserted] = await tx
         .insert(apiKeys)
         .values({
@@ -109,9 +162,9 @@ export class ApiKeysService {
         },
         tx,
       );
-      return inserted!;
+      const [key] = await this.views(tx, eq(apiKeys.id, inserted!.id));
+      return { key: key!, secret };
     });
-    return { key: toView(row), secret };
   }
 
   /** Creates the first owner key of a new organization (bootstrap); no principal exists yet. */
@@ -130,31 +183,78 @@ export class ApiKeysService {
         createdByUserId: userId,
       })
       .returning();
-    return { key: toView(row!), secret };
+    const [key] = await this.views(db, eq(apiKeys.id, row!.id));
+    return { key: key!, secret };
   }
 
   /** Newest first. */
   async list(organizationId: string, opts: { limit: number; beforeId?: string; includeRevoked?: boolean }): Promise<ApiKeyView[]> {
-    const rows = await this.db
-      .select()
-      .from(apiKeys)
-      .where(
-        and(
-          eq(apiKeys.organizationId, organizationId),
-          opts.beforeId ? lt(apiKeys.id, opts.beforeId) : undefined,
-          opts.includeRevoked ? undefined : isNull(apiKeys.revokedAt),
-        ),
-      )
-      .orderBy(desc(apiKeys.id))
-      .limit(opts.limit);
-    return rows.map(toView);
+    const where = and(
+      eq(apiKeys.organizationId, organizationId),
+      opts.beforeId ? lt(apiKeys.id, opts.beforeId) : undefined,
+      opts.includeRevoked ? undefined : isNull(apiKeys.revokedAt),
+    );
+    return this.views(this.db, where, opts.limit);
   }
 
   /** One key of the organization, or 404. */
   async get(organizationId: string, id: string): Promise<ApiKeyView> {
-    const [row] = await this.db.select().from(apiKeys).where(and(eq(apiKeys.id, id), eq(apiKeys.organizationId, organizationId)));
-    if (!row) throw notFound('API key', id);
-    return toView(row);
+    const [key] = await this.views(this.db, and(eq(apiKeys.id, id), eq(apiKeys.organizationId, organizationId)));
+    if (!key) throw notFound('API key', id);
+    return key;
+  }
+
+  /**
+   * Revokes, in the caller's transaction, the keys a member made in the organization and the keys those
+   * keys made, down the chain; only those above `aboveRole` when given (a demotion). Records each revocation.
+   * Returns every key id of the chain (revoked before or now), so that what those keys created can follow.
+   */
+  async revokeChainOf(
+    tx: Db,
+    target: { organizationId: string; userId: string; aboveRole?: Role },
+    why: ChainRevocation,
+  ): Promise<{ chain: string[]; revoked: string[] }> {
+    const roles = target.aboveRole ? ROLES.slice(ROLES.indexOf(target.aboveRole) + 1) : undefined;
+    const chain = keyChain(target.organizationId, target.userId);
+    const revoked: string[] = [];
+    // A key being minted by one of these keys while this runs commits before our update gets its parent's row
+    // lock (see lockPrincipal); the next pass, a new statement, sees it. Stop when a pass finds nothing.
+    for (;;) {
+      const rows = await tx
+        .update(apiKeys)
+        .set({ revokedAt: sql`now()` })
+        .where(and(isNull(apiKeys.revokedAt), sql`${apiKeys.id} in ${chain}`, roles ? inArray(apiKeys.role, roles) : undefined))
+        .returning({ id: apiKeys.id });
+      if (rows.length === 0) break;
+      revoked.push(...rows.map((r) => r.id));
+    }
+    for (const id of revoked) {
+      await this.audit.record(
+        {
+          organizationId: target.organizationId,
+          actor: why.actor,
+          action: 'api_key.revoked',
+          target: { type: 'api_key', id },
+          metadata: { reason: why.reason, ...why.metadata },
+          ...why.meta,
+        },
+        tx,
+      );
+    }
+    const all = await tx.select({ id: apiKeys.id }).from(apiKeys).where(sql`${apiKeys.id} in ${chain}`);
+    return { chain: all.map((r) => r.id), revoked };
+  }
+
+  /** Keys as the API shows them, each with the email of the person who made it. Newest first. */
+  private async views(db: Db, where: SQL | undefined, limit?: number): Promise<ApiKeyView[]> {
+    const query = db
+      .select({ key: apiKeys, creatorEmail: users.email })
+      .from(apiKeys)
+      .leftJoin(users, eq(users.id, apiKeys.createdByUserId))
+      .where(where)
+      .orderBy(desc(apiKeys.id));
+    const rows = limit === undefined ? await query : await query.limit(limit);
+    return rows.map((r) => toView(r.key, r.creatorEmail));
   }
 
   /** Revokes at once: the next request with the key is refused. Revoking twice is harmless. */
@@ -173,7 +273,8 @@ export class ApiKeysService {
         { organizationId: principal.organizationId, actor: principal.actor, action: 'api_key.revoked', target: { type: 'api_key', id }, ...meta },
         tx,
       );
-      return toView(row);
+      const [key] = await this.views(tx, eq(apiKeys.id, row.id));
+      return key!;
     });
   }
 

@@ -17,6 +17,14 @@ export const ApiKey = Type.Object({
   lastUsedAt: NullableTimestamp,
   expiresAt: NullableTimestamp,
   revokedAt: NullableTimestamp,
+  createdBy: Type.Union(
+    [
+      Type.Object({ type: Type.Literal('user'), id: Type.String(), email: Type.String() }),
+      Type.Object({ type: Type.Literal('api_key'), id: Type.String() }),
+      Type.Null(),
+    ],
+    { description: 'who made the key: a person (in the dashboard), or another key (id "cli" for vocelio keys create); null if unknown' },
+  ),
 });
 
 export const ApiKeyCreated = Type.Object({

@@ -1,13 +1,26 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import { AppError, unauthorized } from '../shared/errors.js';
 import { errorResponses } from '../shared/schemas.js';
 import { CSRF_COOKIE, SESSION_COOKIE, sameSecret } from '../plugins/auth.js';
 import { LoginBody, SessionInfo } from './auth.schemas.js';
+import type { LoginResult } from './sessions.service.js';
 
 const tags = ['auth'];
 // Brute-force guard: attempts per client address per minute.
 const LOGIN_ATTEMPTS_PER_MINUTE = 20;
+
+/**
+ * Hands a new session to the browser (the httpOnly session cookie and the readable CSRF cookie) and returns
+ * the body that login and an accepted invitation answer with.
+ */
+export function sendSession(reply: FastifyReply, result: LoginResult, secure: boolean) {
+  const cookieOpts = { path: '/', sameSite: 'lax' as const, secure, expires: result.expiresAt };
+  void reply.setCookie(SESSION_COOKIE, result.token, { ...cookieOpts, httpOnly: true });
+  void reply.setCookie(CSRF_COOKIE, result.csrfToken, { ...cookieOpts, httpOnly: false });
+  return { user: result.user, organization: result.organization, role: result.role, csrfToken: result.csrfToken, expiresAt: result.expiresAt.toISOString() };
+}
 
 /** `/auth`: dashboard login with email + password, a session cookie, logout. */
 export const sessionRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -28,10 +41,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox = async (app) => {
       throw new AppError('rate_limited', `too many login attempts; retry in ${retryAfterSeconds} s`, 429, { retryAfterSeconds });
     }
     const result = await app.sessions.login(req.body, { ip: req.ip, requestId: req.id });
-    const cookieOpts = { path: '/', sameSite: 'lax' as const, secure, expires: result.expiresAt };
-    void reply.setCookie(SESSION_COOKIE, result.token, { ...cookieOpts, httpOnly: true });
-    void reply.setCookie(CSRF_COOKIE, result.csrfToken, { ...cookieOpts, httpOnly: false });
-    return { user: result.user, organization: result.organization, role: result.role, csrfToken: result.csrfToken, expiresAt: result.expiresAt.toISOString() };
+    return sendSession(reply, result, secure);
   });
 
   app.post('/logout', {

@@ -59,25 +59,35 @@ export class SessionsService {
       }
       throw new AppError('invalid_credentials', 'email or password is wrong', 401);
     }
+    return this.open({ user, organization: membership.org, role: membership.m.role }, meta);
+  }
+
+  /** Opens a session for a user already proven to be who they say (a login, an accepted invitation). */
+  async open(
+    who: { user: { id: string; email: string; name: string }; organization: { id: string; name: string }; role: Role },
+    meta: { ip?: string; requestId?: string } = {},
+  ): Promise<LoginResult> {
     const token = randomToken(32);
     const csrfToken = randomToken(24);
     const expiresAt = new Date(Date.now() + this.ttlHours * 3_600_000);
     const sessionId = newId('ses');
-    await this.db.insert(sessions).values({ id: sessionId, tokenHash: sha256(token), userId: user.id, organizationId: membership.org.id, csrfToken, expiresAt });
-    await this.audit.record({
-      organizationId: membership.org.id,
-      actor: { type: 'user', id: user.id },
-      action: 'login.succeeded',
-      target: { type: 'session', id: sessionId },
-      ...meta,
-    });
+    await this.db.insert(sessions).values({ id: sessionId, tokenHash: sha256(token), userId: who.user.id, organizationId: who.organization.id, csrfToken, expiresAt });
+    await this.audit.record(
+      {
+        organizationId: who.organization.id,
+        actor: { type: 'user', id: who.user.id },
+        action: 'login.succeeded',
+        target: { type: 'session', id: sessionId },
+        ...meta,
+      },
+    );
     return {
       token,
       csrfToken,
       expiresAt,
-      user: { id: user.id, email: user.email, name: user.name },
-      organization: { id: membership.org.id, name: membership.org.name },
-      role: membership.m.role,
+      user: { id: who.user.id, email: who.user.email, name: who.user.name },
+      organization: { id: who.organization.id, name: who.organization.name },
+      role: who.role,
     };
   }
 

@@ -6,3 +6,4 @@ export * from '../agents/agents.table.js';
 export * from '../calls/calls.table.js';
 export * from '../billing/usage.table.js';
 export * from '../numbers/numbers.table.js';
+export * from '../organizations/invitations.table.js';

@@ -28,19 +28,4 @@ export const Member = Type.Object({
   createdAt: Timestamp,
 });
 
-export const MemberCreate = Type.Object(
-  {
-    email: Type.String({ format: 'email', maxLength: 320 }),
-    role: Role,
-    name: Type.Optional(Type.String({ maxLength: 200 })),
-    password: Type.Optional(Type.String({ minLength: 12, maxLength: 1024, description: 'for a new account; omitted, one is generated and returned once' })),
-  },
-  { additionalProperties: false },
-);
-
-export const MemberCreated = Type.Object({
-  ...Member.properties,
-  initialPassword: Type.Union([Type.String(), Type.Null()], { description: 'set only when a new account was created with a generated password' }),
-});
-
 export const MemberUpdate = Type.Object({ role: Role }, { additionalProperties: false });

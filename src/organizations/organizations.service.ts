@@ -1,11 +1,14 @@
 import { and, asc, count, eq, gt } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { newId, randomToken } from '../shared/ids.js';
-import { AppError, conflict, forbidden, notFound } from '../shared/errors.js';
+import { conflict, forbidden, notFound } from '../shared/errors.js';
 import { hashPassword } from '../auth/passwords.js';
 import type { AuditService } from '../audit/audit.service.js';
+import type { ApiKeysService } from '../auth/api-keys.service.js';
 import type { Principal } from '../auth/access.js';
-import { memberships, organizations, users, type Role } from './organizations.table.js';
+import type { InvitationsService } from './invitations.service.js';
+import { assertMayGrant, type Meta } from './grants.js';
+import { memberships, organizations, users, ROLES, type Role } from './organizations.table.js';
 
 /** A member of an organization as the API shows it. */
 export interface MemberView {
@@ -27,16 +30,16 @@ export interface OrganizationView {
   createdAt: string;
 }
 
-type Meta = { ip?: string; requestId?: string };
-
 /** Lower-cased and trimmed, so that logins and uniqueness ignore case. */
 export const normalizeEmail = (email: string): string => email.trim().toLowerCase();
 
-/** Organizations, users and memberships. */
+/** Organizations, users and memberships. People join through invitations (`InvitationsService`). */
 export class OrganizationsService {
   constructor(
     private readonly db: Db,
     private readonly audit: AuditService,
+    private readonly apiKeys: ApiKeysService,
+    private readonly invitations: InvitationsService,
   ) {}
 
   /** True when no organization exists yet (first start). */
@@ -86,58 +89,28 @@ export class OrganizationsService {
   }
 
   /**
-   * Adds a user (created with `password` if the email is new) to the organization. Only an owner may
-   * add another owner.
+   * Changes a member's role; never leaves the organization without an owner, never lets a non-owner touch
+   * owners. A demotion revokes the member's keys (and invitations) above the new role.
    */
-  async addMember(principal: Principal, input: { email: string; role: Role; name?: string; password?: string }, meta: Meta = {}): Promise<{ member: MemberView; password: string | null }> {
-    if (input.role === 'owner' && principal.role !== 'owner') throw forbidden('only an owner can add another owner');
-    const email = normalizeEmail(input.email);
-    return this.db.transaction(async (tx) => {
-      let [user] = await tx.select().from(users).where(eq(users.email, email));
-      let password: string | null = null;
-      if (!user) {
-        password = input.password ?? randomToken(12);
-        [user] = await tx
-          .insert(users)
-          .values({ id: newId('usr'), email, name: input.name ?? '', passwordHash: await hashPassword(password) })
-          .returning();
-      } else if (input.password) {
-        // Someone else's existing account: an admin of this organization must not set its password.
-        throw new AppError('user_exists', `${email} already has an account; add them without a password`, 409);
-      }
-      const [existing] = await tx
-        .select()
-        .from(memberships)
-        .where(and(eq(memberships.organizationId, principal.organizationId), eq(memberships.userId, user!.id)));
-      if (existing) throw conflict(`${email} is already a member`);
-      const [m] = await tx
-        .insert(memberships)
-        .values({ id: newId('mem'), organizationId: principal.organizationId, userId: user!.id, role: input.role })
-        .returning();
-      await this.audit.record(
-        { organizationId: principal.organizationId, actor: principal.actor, action: 'member.added', target: { type: 'member', id: m!.id }, metadata: { email, role: input.role }, ...meta },
-        tx,
-      );
-      return { member: toMemberView(m!, user!), password };
-    });
-  }
-
-  /** Changes a member's role; never leaves the organization without an owner, never lets a non-owner touch owners. */
   async changeRole(principal: Principal, memberId: string, role: Role, meta: Meta = {}): Promise<MemberView> {
+    await assertMayGrant(this.audit, principal, role, 'member.role_change', meta);
     return this.db.transaction(async (tx) => {
       const { m, u } = await this.lockMember(tx, principal.organizationId, memberId);
-      if ((m.role === 'owner' || role === 'owner') && principal.role !== 'owner') throw forbidden('only an owner can grant or take the owner role');
+      if (m.role === 'owner' && principal.role !== 'owner') throw forbidden('only an owner can take the owner role');
       if (m.role === 'owner' && role !== 'owner') await this.assertAnotherOwner(tx, principal.organizationId);
       const [updated] = await tx.update(memberships).set({ role }).where(eq(memberships.id, m.id)).returning();
       await this.audit.record(
         { organizationId: principal.organizationId, actor: principal.actor, action: 'member.role_changed', target: { type: 'member', id: m.id }, metadata: { from: m.role, to: role }, ...meta },
         tx,
       );
+      if (ROLES.indexOf(role) < ROLES.indexOf(m.role)) {
+        await this.revokeWhatTheyGranted(tx, principal, m, { reason: 'member_demoted', aboveRole: role, metadata: { from: m.role, to: role } }, meta);
+      }
       return toMemberView(updated!, u);
     });
   }
 
-  /** Removes a member; the last owner cannot be removed. */
+  /** Removes a member, revoking the keys they made (down the chain) and the invitations they sent; the last owner cannot be removed. */
   async removeMember(principal: Principal, memberId: string, meta: Meta = {}): Promise<void> {
     await this.db.transaction(async (tx) => {
       const { m } = await this.lockMember(tx, principal.organizationId, memberId);
@@ -150,7 +123,22 @@ export class OrganizationsService {
         { organizationId: principal.organizationId, actor: principal.actor, action: 'member.removed', target: { type: 'member', id: m.id }, metadata: { userId: m.userId, role: m.role }, ...meta },
         tx,
       );
+      await this.revokeWhatTheyGranted(tx, principal, m, { reason: 'member_removed', metadata: {} }, meta);
     });
+  }
+
+  /** Revokes, in `tx`, a member's keys (down the chain) and their open invitations, above `aboveRole` when given. */
+  private async revokeWhatTheyGranted(
+    tx: Db,
+    principal: Principal,
+    m: typeof memberships.$inferSelect,
+    why: { reason: 'member_removed' | 'member_demoted'; aboveRole?: Role; metadata: Record<string, unknown> },
+    meta: Meta,
+  ): Promise<void> {
+    const target = { organizationId: m.organizationId, userId: m.userId, aboveRole: why.aboveRole };
+    const audit = { actor: principal.actor, reason: why.reason, metadata: { memberId: m.id, userId: m.userId, ...why.metadata }, meta };
+    const { chain } = await this.apiKeys.revokeChainOf(tx, target, audit);
+    await this.invitations.revokeSentBy(tx, { ...target, keyIds: chain }, audit);
   }
 
   private async lockMember(tx: Db, organizationId: string, memberId: string) {

@@ -2,7 +2,9 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { IdParams, Page, PageQuery, errorResponses } from '../shared/schemas.js';
 import { decodeCursor, toPage } from '../shared/pagination.js';
-import { Me, Member, MemberCreate, MemberCreated, MemberUpdate } from './organizations.schemas.js';
+import { Me, Member, MemberUpdate } from './organizations.schemas.js';
+import { InvitationCreate, InvitationCreated } from './invitations.schemas.js';
+import { INVITE_DESCRIPTION, invite } from './invitations.routes.js';
 
 const MEMBER_ID = /^mem_[0-9a-z]{26}$/;
 
@@ -17,7 +19,7 @@ export const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
   });
 };
 
-/** `/v1/members`: everyone reads the member list; admins add, change and remove members. */
+/** `/v1/members`: everyone reads the member list; admins invite, change and remove members. */
 export const memberRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const tags = ['members'];
   const meta = (req: { ip: string; id: string }) => ({ ip: req.ip, requestId: req.id });
@@ -31,13 +33,18 @@ export const memberRoutes: FastifyPluginAsyncTypebox = async (app) => {
     return toPage(rows, limit, (m) => m);
   });
 
+  // Kept so that existing clients reach the invitation flow rather than a 404; nobody becomes a member here.
   app.post('', {
-    schema: { summary: 'Add a member', tags, body: MemberCreate, response: { 201: MemberCreated, ...errorResponses(400, 401, 403, 409, 413, 415, 429) } },
+    schema: {
+      summary: 'Invite a member (same as POST /v1/invitations)',
+      description: INVITE_DESCRIPTION,
+      tags,
+      deprecated: true,
+      body: InvitationCreate,
+      response: { 201: InvitationCreated, ...errorResponses(400, 401, 403, 409, 413, 415, 429) },
+    },
     config: { access: { resource: 'members', role: 'admin' } },
-  }, async (req, reply) => {
-    const { member, password } = await app.organizations.addMember(req.auth!, req.body, meta(req));
-    return reply.code(201).send({ ...member, initialPassword: password });
-  });
+  }, async (req, reply) => reply.code(201).send(await invite(app, req.auth!, req.body, req)));
 
   app.patch('/:id', {
     schema: { summary: "Change a member's role", tags, params: IdParams('mem'), body: MemberUpdate, response: { 200: Member, ...errorResponses(400, 401, 403, 404, 409, 429) } },

@@ -16,6 +16,7 @@ export const ID_PREFIXES = {
   turn: 'turn',
   usage: 'use',
   phoneNumber: 'pn',
+  invitation: 'inv',
 } as const;
 
 export type IdPrefix = (typeof ID_PREFIXES)[keyof typeof ID_PREFIXES];

@@ -4,6 +4,7 @@ import { eq, sql } from 'drizzle-orm';
 import { testApp, type TestApp, type TestOrg } from '../helpers/app.js';
 import { expectError } from '../helpers/errors.js';
 import { apiKeys } from '../../src/auth/auth.table.js';
+import { asSession, sessionOf } from '../helpers/members.js';
 
 interface ApiKey {
   id: string;
@@ -14,6 +15,7 @@ interface ApiKey {
   lastUsedAt: string | null;
   expiresAt: string | null;
   revokedAt: string | null;
+  createdBy: { type: string; id: string; email?: string } | null;
 }
 type Created = ApiKey & { secret: string };
 interface Page<T> {
@@ -136,6 +138,26 @@ describe('API keys', () => {
       const keyManager = await create({ role: 'admin', scopes: ['api_keys'] });
       const narrower = await create({ role: 'viewer', scopes: ['api_keys:read'] }, keyManager.secret);
       expect(narrower.scopes).toEqual(['api_keys:read']);
+    });
+  });
+
+  describe('who made it', () => {
+    it('shows the user and email for a key made in the dashboard, in the list and in a get', async () => {
+      const login = await t.app.inject({ method: 'POST', url: '/auth/login', payload: { email: org.ownerEmail, password: org.ownerPassword } });
+      const userId = login.json<{ user: { id: string } }>().user.id;
+      const res = await asSession(t, sessionOf(login), { method: 'POST', url: '/v1/api-keys', payload: { name: 'from the dashboard', role: 'viewer' } });
+      const key = res.json<Created>();
+      const expected = { type: 'user', id: userId, email: org.ownerEmail };
+      expect(key.createdBy).toEqual(expected);
+      expect((await allKeys()).find((k) => k.id === key.id)?.createdBy).toEqual(expected);
+      expect((await get(key.id)).json<ApiKey>().createdBy).toEqual(expected);
+    });
+
+    it('shows the key that made a key made with a key', async () => {
+      const parent = await create({ role: 'admin' });
+      const child = await create({ role: 'viewer' }, parent.secret);
+      expect((await get(child.id)).json<ApiKey>().createdBy).toEqual({ type: 'api_key', id: parent.id });
+      expect((await get(parent.id)).json<ApiKey>().createdBy).toEqual({ type: 'api_key', id: await keyIdOf(org.keys.owner) });
     });
   });
 

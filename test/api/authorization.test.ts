@@ -10,6 +10,8 @@ import { expectError } from '../helpers/errors.js';
 import { ROLES, memberships, type Role } from '../../src/organizations/organizations.table.js';
 import { agents } from '../../src/agents/agents.table.js';
 import { apiKeys } from '../../src/auth/auth.table.js';
+import { invitations } from '../../src/organizations/invitations.table.js';
+import { addMember, invite } from '../helpers/members.js';
 import { phoneNumbers } from '../../src/numbers/numbers.table.js';
 import { calls } from '../../src/calls/calls.table.js';
 import { startFakeTwilio, type FakeTwilio } from '../fakes/twilio.js';
@@ -35,6 +37,9 @@ const REQUIRED_ROLE: Record<string, Role> = {
   'POST /v1/members': 'admin',
   'PATCH /v1/members/{id}': 'admin',
   'DELETE /v1/members/{id}': 'admin',
+  'POST /v1/invitations': 'admin',
+  'GET /v1/invitations': 'admin',
+  'DELETE /v1/invitations/{id}': 'admin',
   'GET /v1/audit-log': 'admin',
   'GET /v1/phone-numbers/available': 'member',
   'GET /v1/phone-numbers': 'viewer',
@@ -75,6 +80,7 @@ const BODIES: Record<string, () => unknown> = {
   'POST /v1/api-keys': () => ({ name: `Key ${unique()}`, role: 'viewer' }),
   'POST /v1/members': () => ({ email: `member-${unique()}@example.test`, role: 'viewer' }),
   'PATCH /v1/members/{id}': () => ({ role: 'member' }),
+  'POST /v1/invitations': () => ({ email: `invitee-${unique()}@example.test`, role: 'viewer' }),
   'POST /v1/phone-numbers': () => ({ phoneNumber: nextForSale() }),
   // A number the account owns at Twilio but nobody imported yet.
   'POST /v1/phone-numbers/import': () => ({ providerSid: fake.addOwnedNumber({ phoneNumber: nextOwnable() }).sid }),
@@ -125,7 +131,8 @@ describe('authorization of every /v1 route', () => {
   const makeTarget: Record<string, () => Promise<string>> = {
     agents: async () => (await owner('POST', '/v1/agents', { name: `Target ${unique()}` })).json<{ id: string }>().id,
     'api-keys': async () => (await owner('POST', '/v1/api-keys', { name: `Target ${unique()}`, role: 'member' })).json<{ id: string }>().id,
-    members: async () => (await owner('POST', '/v1/members', { email: `target-${unique()}@example.test`, role: 'viewer' })).json<{ id: string }>().id,
+    members: async () => (await addMember(t, org.keys.owner, { email: `target-${unique()}@example.test`, role: 'viewer' })).memberId,
+    invitations: async () => (await invite(t, org.keys.owner, `target-${unique()}@example.test`, 'viewer')).id,
     'phone-numbers': async () => (await owner('POST', '/v1/phone-numbers', { phoneNumber: nextForSale() })).json<{ id: string }>().id,
     // A live call with no carrier leg (as a test call is): it can be read and hung up.
     calls: async () => (await t.app.calls.create(org.id, { agentId: null, direction: 'inbound' })).id,
@@ -176,6 +183,7 @@ describe('authorization of every /v1 route', () => {
         ({ lastUsedAt: _lastUsedAt, ...key }) => key,
       ),
       members: await db.select().from(memberships).where(eq(memberships.organizationId, org.id)).orderBy(asc(memberships.id)),
+      invitations: await db.select().from(invitations).where(eq(invitations.organizationId, org.id)).orderBy(asc(invitations.id)),
       phoneNumbers: await db.select().from(phoneNumbers).where(eq(phoneNumbers.organizationId, org.id)).orderBy(asc(phoneNumbers.id)),
       calls: await db.select().from(calls).where(eq(calls.organizationId, org.id)).orderBy(asc(calls.id)),
       // What the carrier holds: a refused request must not have bought, configured or released anything.

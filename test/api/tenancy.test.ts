@@ -4,6 +4,7 @@ import { testApp, type TestApp, type TestOrg } from '../helpers/app.js';
 import { expectError } from '../helpers/errors.js';
 import { newId } from '../../src/shared/ids.js';
 import { startFakeTwilio, type FakeTwilio } from '../fakes/twilio.js';
+import { addMember, invite } from '../helpers/members.js';
 
 interface Page {
   data: { id: string }[];
@@ -15,6 +16,7 @@ interface Resources {
   agentId: string;
   apiKeyId: string;
   memberId: string;
+  invitationId: string;
   phoneNumberId: string;
 }
 
@@ -60,9 +62,13 @@ describe('tenant isolation', () => {
     bOwns = {
       agentId: bAgentId,
       apiKeyId: await post(b.keys.owner, '/v1/api-keys', { name: 'B key', role: 'viewer' }),
-      memberId: await post(b.keys.owner, '/v1/members', { email: 'b-viewer@example.test', role: 'viewer' }),
+      memberId: (await addMember(t, b.keys.owner, { email: 'b-viewer@example.test', role: 'viewer' })).memberId,
+      invitationId: (await invite(t, b.keys.owner, 'b-invitee@example.test', 'viewer')).id,
       phoneNumberId: await post(b.keys.owner, '/v1/phone-numbers', { phoneNumber: '+14155550177', agentId: bAgentId }),
     };
+    // Every list needs items on both sides, and B's two pages.
+    await invite(t, a.keys.owner, 'a-invitee@example.test', 'viewer');
+    await invite(t, b.keys.owner, 'b-second-invitee@example.test', 'viewer');
   });
   afterAll(async () => {
     await t?.close();
@@ -74,6 +80,7 @@ describe('tenant isolation', () => {
     agent: (r) => t.as(b.keys.owner, { method: 'GET', url: `/v1/agents/${r.agentId}` }),
     apiKey: (r) => t.as(b.keys.owner, { method: 'GET', url: `/v1/api-keys/${r.apiKeyId}` }),
     member: () => t.as(b.keys.owner, { method: 'GET', url: '/v1/members?limit=100' }),
+    invitation: () => t.as(b.keys.owner, { method: 'GET', url: '/v1/invitations?limit=100' }),
     phoneNumber: (r) => t.as(b.keys.owner, { method: 'GET', url: `/v1/phone-numbers/${r.phoneNumberId}` }),
   };
 
@@ -86,6 +93,7 @@ describe('tenant isolation', () => {
     { action: 'revoke an API key', method: 'DELETE', url: (r) => `/v1/api-keys/${r.apiKeyId}`, reads: 'apiKey' },
     { action: "change a member's role", method: 'PATCH', url: (r) => `/v1/members/${r.memberId}`, payload: { role: 'owner' }, reads: 'member' },
     { action: 'remove a member', method: 'DELETE', url: (r) => `/v1/members/${r.memberId}`, reads: 'member' },
+    { action: 'revoke an invitation', method: 'DELETE', url: (r) => `/v1/invitations/${r.invitationId}`, reads: 'invitation' },
     { action: 'read a phone number', method: 'GET', url: (r) => `/v1/phone-numbers/${r.phoneNumberId}`, reads: 'phoneNumber' },
     { action: 'unassign a phone number', method: 'PATCH', url: (r) => `/v1/phone-numbers/${r.phoneNumberId}`, payload: { agentId: null, friendlyName: 'hijacked' }, reads: 'phoneNumber' },
     { action: 'release a phone number', method: 'DELETE', url: (r) => `/v1/phone-numbers/${r.phoneNumberId}`, reads: 'phoneNumber' },
@@ -107,7 +115,7 @@ describe('tenant isolation', () => {
     });
 
     it.each(attempts)("look exactly like ids that never existed when A tries to $action", async ({ method, url, payload }) => {
-      const never: Resources = { agentId: newId('agt'), apiKeyId: newId('key'), memberId: newId('mem'), phoneNumberId: newId('pn') };
+      const never: Resources = { agentId: newId('agt'), apiKeyId: newId('key'), memberId: newId('mem'), invitationId: newId('inv'), phoneNumberId: newId('pn') };
       const forB = await t.as(a.keys.owner, { method, url: url(bOwns), ...(payload ? { payload } : {}) });
       const forNothing = await t.as(a.keys.owner, { method, url: url(never), ...(payload ? { payload } : {}) });
 
@@ -126,7 +134,7 @@ describe('tenant isolation', () => {
   });
 
   describe('lists', () => {
-    const lists = ['/v1/agents', '/v1/api-keys?includeRevoked=true', '/v1/members', '/v1/audit-log', '/v1/phone-numbers'];
+    const lists = ['/v1/agents', '/v1/api-keys?includeRevoked=true', '/v1/members', '/v1/invitations', '/v1/audit-log', '/v1/phone-numbers'];
 
     it.each(lists)("%s with A's key holds A's items and none of B's", async (url) => {
       const aIds = await allIds(a.keys.owner, url);
