@@ -45,6 +45,8 @@ export interface Config {
   recordingsS3?: S3Settings;
   /** Let agents' HTTP tools reach loopback and private networks (off by default: SSRF protection). */
   toolsAllowPrivateNetwork: boolean;
+  /** `SECRETS_KEY`: the 32-byte key that encrypts tool secrets at rest; unset, one is kept in `DATA_DIR`. */
+  secretsKey?: Uint8Array;
   providers: ProviderConfig;
 }
 
@@ -114,6 +116,23 @@ function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], 
   return raw as T;
 }
 
+/** A 32-byte key written as 64 hex characters or as base64 (base64url too); null when it is neither. */
+export function parseSecretsKey(raw: string): Uint8Array | null {
+  const text = raw.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(text)) return Buffer.from(text, 'hex');
+  if (!/^[A-Za-z0-9+/_-]{43}=?$/.test(text)) return null;
+  const key = Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+  return key.byteLength === 32 ? key : null;
+}
+
+function secretsKey(env: Env): Uint8Array | undefined {
+  const raw = str(env, 'SECRETS_KEY');
+  if (raw === undefined) return undefined;
+  const key = parseSecretsKey(raw);
+  if (!key) throw new ConfigError('SECRETS_KEY', `must be 32 bytes written as base64 (openssl rand -base64 32) or 64 hex characters, got ${raw.length} characters`);
+  return key;
+}
+
 function pairRequired(env: Env, a: string, b: string): void {
   if (Boolean(str(env, a)) !== Boolean(str(env, b))) {
     const missing = str(env, a) ? b : a;
@@ -156,6 +175,7 @@ export function loadConfig(env: Env = process.env): Config {
     trustProxy: bool(env, 'TRUST_PROXY', false),
     metricsToken: str(env, 'METRICS_TOKEN'),
     toolsAllowPrivateNetwork: bool(env, 'TOOLS_ALLOW_PRIVATE_NETWORK', false),
+    secretsKey: secretsKey(env),
     recordingsS3: s3SettingsFromEnv(env),
     providers: {
       twilio: {

@@ -89,12 +89,16 @@ const httpToolFields = {
   type: Type.Literal('http'),
   name: ToolName,
   description: Type.String({ minLength: 1, maxLength: 1000 }),
-  url: Type.String({ format: 'uri', maxLength: 2000, description: 'http(s) URL; arguments are sent as JSON' }),
+  url: Type.String({ format: 'uri', maxLength: 2000, description: 'http(s) URL, no credentials in it; must reach a public address unless the operator allows private networks. Arguments are sent as JSON' }),
   method: StringEnum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const, { description: 'default POST' }),
   // additionalProperties: a Record with a key pattern is only `patternProperties`, which lets any other key
   // through with any value.
   headers: Type.Optional(
-    Type.Record(Type.String({ pattern: '^[A-Za-z0-9-]{1,100}$' }), Type.String({ maxLength: 2000 }), { maxProperties: 20, additionalProperties: false }),
+    Type.Record(Type.String({ pattern: '^[A-Za-z0-9-]{1,100}$' }), Type.String({ maxLength: 2000 }), {
+      maxProperties: 20,
+      additionalProperties: false,
+      description: 'write-only values (e.g. Authorization), encrypted at rest: responses show "[redacted]", and "[redacted]" sent back keeps the stored value',
+    }),
   ),
   parameters: Type.Object({}, { additionalProperties: true, description: 'JSON Schema (type object) of the arguments' }),
   timeoutMs: Type.Integer({ minimum: 100, maximum: 30_000, description: 'default 5000' }),

@@ -3,9 +3,12 @@ import { Ajv } from 'ajv';
 import type { Db } from '../db/client.js';
 import { newId } from '../shared/ids.js';
 import { invalid, notFound } from '../shared/errors.js';
+import { checkOutboundUrl, isOutboundUrlProblem } from '../shared/outbound-url.js';
+import type { SecretBox } from '../shared/secret-box.js';
 import { agents, type AgentRow } from './agents.table.js';
 import type { Agent, AgentCreate, AgentTool, AgentToolInput, AgentUpdate, LlmSettings, SttSettings, VoiceSettings, VoicemailSettings, InterruptionSettings, RecordingSettings } from './agents.schemas.js';
 import { promptVariables, templateProblem } from './prompt.js';
+import { openToolSecrets, redactToolSecrets, sealStoredToolSecrets, sealToolSecrets, type SealSweep } from './tool-secrets.js';
 
 /** Settings a new agent gets for whatever its creator leaves out. */
 export const AGENT_DEFAULTS = {
@@ -44,8 +47,16 @@ function jsonSchemaProblem(schema: object): string | null {
 
 type AgentFields = Omit<typeof agents.$inferInsert, 'id' | 'organizationId' | 'createdAt' | 'updatedAt' | 'deletedAt'>;
 
+/** What the service needs besides the database. */
+export interface AgentsServiceOptions {
+  /** `TOOLS_ALLOW_PRIVATE_NETWORK`: tool URLs may name loopback, private and other special addresses. */
+  allowPrivateNetwork: boolean;
+  /** Encrypts tool header values at rest. */
+  secrets: SecretBox;
+}
+
 /** Checks what the JSON schema cannot: cross-field rules and things that would only fail mid-call. */
-function assertWorkable(a: Required<AgentFields>): void {
+function assertWorkable(a: Required<AgentFields>, opts: { allowPrivateNetwork: boolean }): void {
   for (const [field, text] of [['systemPrompt', a.systemPrompt], ['firstMessage', a.firstMessage]] as const) {
     const problem = templateProblem(text);
     if (problem) throw invalid(`${field}: ${problem}`, { field });
@@ -71,14 +82,14 @@ function assertWorkable(a: Required<AgentFields>): void {
       if (tool.name !== 'transfer_call' && tool.destinations) throw invalid(`${field}.destinations is for transfer_call only`, { field: `${field}.destinations` });
       return;
     }
-    let url: URL;
-    try {
-      url = new URL(tool.url);
-    } catch {
-      throw invalid(`${field}.url is not a valid URL`, { field: `${field}.url` });
-    }
-    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-      throw invalid(`${field}.url must be http or https, not ${url.protocol}`, { field: `${field}.url` });
+    // Checked again at call time (safeFetch): a name can resolve anywhere later. Here: what is wrong already.
+    const checked = checkOutboundUrl(tool.url, opts);
+    if (isOutboundUrlProblem(checked)) {
+      const privateNetwork = checked.reason === 'blocked_address' || checked.reason === 'localhost';
+      const message = privateNetwork
+        ? `${field}.url is refused: ${checked.message}; agents' tools may not reach loopback or private networks (an operator can allow it with TOOLS_ALLOW_PRIVATE_NETWORK=true)`
+        : `${field}.url ${checked.message}`;
+      throw invalid(message, { field: `${field}.url` });
     }
     if ((tool.parameters as { type?: unknown }).type !== 'object') {
       throw invalid(`${field}.parameters must be a JSON Schema with "type": "object"`, { field: `${field}.parameters` });
@@ -93,8 +104,12 @@ function normalizeTools(tools: AgentToolInput[]): AgentTool[] {
   return tools.map((t) => (t.type === 'http' ? { ...t, method: t.method ?? 'POST', timeoutMs: t.timeoutMs ?? 5000 } : t));
 }
 
-/** The API view of a stored agent. */
+/** The API view of a stored agent: tool header values redacted (they are write-only). */
 export function toAgent(r: AgentRow): Agent {
+  return agentView(r, redactToolSecrets(r.tools));
+}
+
+function agentView(r: AgentRow, tools: AgentTool[]): Agent {
   return {
     id: r.id,
     object: 'agent',
@@ -111,7 +126,7 @@ export function toAgent(r: AgentRow): Agent {
     silenceTimeoutSeconds: r.silenceTimeoutSeconds,
     voicemail: r.voicemail,
     recording: r.recording,
-    tools: r.tools,
+    tools,
     promptVariables: promptVariables(r.systemPrompt, r.firstMessage),
     createdAt: r.createdAt.toISOString(),
     updatedAt: r.updatedAt.toISOString(),
@@ -120,12 +135,16 @@ export function toAgent(r: AgentRow): Agent {
 
 /** Agent definitions of one organization. */
 export class AgentsService {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly options: AgentsServiceOptions,
+  ) {}
 
   /** Creates an agent, filling defaults for what the input leaves out. */
   async create(organizationId: string, input: AgentCreate): Promise<Agent> {
     const fields: Required<AgentFields> = { ...AGENT_DEFAULTS, ...input, tools: normalizeTools(input.tools ?? []) };
-    assertWorkable(fields);
+    assertWorkable(fields, this.options);
+    fields.tools = sealToolSecrets(fields.tools, [], this.options.secrets);
     const [row] = await this.db.insert(agents).values({ id: newId('agt'), organizationId, ...fields }).returning();
     return toAgent(row!);
   }
@@ -146,12 +165,31 @@ export class AgentsService {
     return toAgent(await this.row(this.db, organizationId, id));
   }
 
+  /**
+   * The agent as a call runs it: tool header values decrypted. Only the call path uses this; API routes get
+   * {@link get}, which never holds a secret. Throws SecretKeyError when this server's key cannot open them.
+   */
+  async forCall(organizationId: string, id: string): Promise<Agent> {
+    const row = await this.row(this.db, organizationId, id);
+    return agentView(row, openToolSecrets(row.tools, this.options.secrets, `agent ${id}`));
+  }
+
+  /**
+   * Encrypts tool header values stored in plain text (rows from before encryption) and counts values sealed
+   * with a key other than this server's. Idempotent; `serve` runs it at start.
+   */
+  async sealStoredSecrets(): Promise<SealSweep> {
+    return sealStoredToolSecrets(this.db, this.options.secrets);
+  }
+
   /** Applies a partial update; the result must still be workable. */
   async update(organizationId: string, id: string, patch: AgentUpdate): Promise<Agent> {
     return this.db.transaction(async (tx) => {
       const current = await this.row(tx, organizationId, id, true);
       const changes = { ...patch, tools: patch.tools ? normalizeTools(patch.tools) : undefined };
-      assertWorkable({ ...current, ...changes, tools: changes.tools ?? current.tools });
+      assertWorkable({ ...current, ...changes, tools: changes.tools ?? current.tools }, this.options);
+      // "[redacted]" sent back (GET, edit, PATCH) keeps the stored value of that header of that tool.
+      if (changes.tools) changes.tools = sealToolSecrets(changes.tools, current.tools, this.options.secrets);
       const [row] = await tx
         .update(agents)
         .set({ ...changes, updatedAt: sql`now()` })

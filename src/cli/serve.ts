@@ -16,6 +16,12 @@ export async function runServe(config: Config, args: string[]): Promise<void> {
   const app = await buildApp(config, { database: runtime.database, queue: runtime.queue, mediaEngine });
   const log = (msg: string) => app.log.info(msg);
   app.log.info(`database: ${runtime.database.describe}; queue: ${runtime.queue.backend}`);
+  // Rows from before tool secrets were encrypted get sealed once; other nodes running it too change nothing.
+  const secrets = await app.agents.sealStoredSecrets();
+  if (secrets.sealed > 0) app.log.info(`encrypted ${secrets.sealed} tool header values stored in plain text`);
+  if (secrets.unreadable > 0) {
+    app.log.error(`${secrets.unreadable} tool header values were encrypted with another key (${secrets.foreignKeyIds.join(', ')}); calls using them fail until SECRETS_KEY is that key`);
+  }
 
   if (config.autoBootstrap && (await app.organizations.isEmpty())) {
     const result = await bootstrapOrganization(app, { organizationName: 'My organization', email: config.bootstrapEmail });

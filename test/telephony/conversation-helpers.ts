@@ -1,6 +1,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testApp, type TestApp, type TestOrg } from '../helpers/app.js';
@@ -25,6 +25,7 @@ export const fixture = (name: string): Uint8Array => new Uint8Array(readFileSync
 export interface ToolRequest {
   method: string;
   url: string;
+  headers: IncomingHttpHeaders;
   body: string;
 }
 
@@ -60,7 +61,9 @@ export interface ConversationRig {
 }
 
 /** Starts the rig: fakes, a one-worker media pool with the test Piper voice, the app listening on a port. */
-export async function startConversationRig(opts: { deepgram?: FakeDeepgramOptions; respond?: FakeRespond; twilio?: boolean } = {}): Promise<ConversationRig> {
+export async function startConversationRig(
+  opts: { deepgram?: FakeDeepgramOptions; respond?: FakeRespond; twilio?: boolean; /** Default true: the rig's own tool server is on loopback. */ allowPrivateTools?: boolean } = {},
+): Promise<ConversationRig> {
   const twilio = opts.twilio ? await startFakeTwilio() : null;
   const port = opts.twilio ? await freePort() : 0;
   const voicesDir = await mkdtemp(join(tmpdir(), 'vocelio-voices-'));
@@ -74,7 +77,7 @@ export async function startConversationRig(opts: { deepgram?: FakeDeepgramOption
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
-      toolRequests.push({ method: req.method ?? '', url: req.url ?? '', body });
+      toolRequests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
       setTimeout(() => {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ open: '09:00', close: '17:00' }));
@@ -93,7 +96,7 @@ export async function startConversationRig(opts: { deepgram?: FakeDeepgramOption
       OPENAI_BASE_URL: openai.baseUrl,
       ELEVENLABS_API_KEY: 'test-elevenlabs-key',
       ELEVENLABS_BASE_URL: elevenlabs.url,
-      TOOLS_ALLOW_PRIVATE_NETWORK: 'true',
+      TOOLS_ALLOW_PRIVATE_NETWORK: String(opts.allowPrivateTools ?? true),
       VOICES_DIR: voicesDir,
       ...(twilio
         ? { TWILIO_ACCOUNT_SID: twilio.accountSid, TWILIO_AUTH_TOKEN: twilio.authToken, TWILIO_BASE_URL: twilio.baseUrl, PUBLIC_URL: `http://127.0.0.1:${port}` }

@@ -147,6 +147,25 @@ describe('a conversation with an agent, end to end', () => {
     await client.closed;
   }, 30_000);
 
+  it('sends the tool header values that are stored encrypted and shown redacted', async () => {
+    rig.openai.setRespond((req) => {
+      const last = req.messages.at(-1) as { role: string };
+      if (last.role === 'tool') return { text: 'Nine o clock.' };
+      return { toolCalls: [{ name: 'get_hours', arguments: { day: 'tuesday' } }] };
+    });
+    const agentId = await rig.createAgent({
+      tools: [{ type: 'http', name: 'get_hours', description: 'Opening hours', url: rig.toolUrl, headers: { Authorization: 'Bearer tool-secret-42' }, parameters: { type: 'object' } }],
+    });
+    const shown = await rig.t.as(rig.org.keys.viewer, { method: 'GET', url: `/v1/agents/${agentId}` });
+    expect(shown.json().tools[0].headers).toEqual({ Authorization: '[redacted]' });
+    const { call, client } = await rig.dial(agentId);
+    await client.speak(fixture('hello.ulaw'));
+    await rig.waitForTurns(call.id, (ts) => ts.some((x) => x.role === 'tool'), 12_000);
+    expect(rig.toolRequests.at(-1)).toMatchObject({ body: JSON.stringify({ day: 'tuesday' }), headers: { authorization: 'Bearer tool-secret-42' } });
+    client.stop();
+    await client.closed;
+  }, 30_000);
+
   it('says a filler line while a slow tool runs', async () => {
     rig.setToolDelay(1500);
     rig.openai.setRespond((req) => {

@@ -1,6 +1,5 @@
-import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
 import { Ajv, type ValidateFunction } from 'ajv';
+import { safeFetch, type SafeFetchOptions } from '../../shared/safe-fetch.js';
 import type { AgentTool, HttpTool, TransferDestination } from '../agents.schemas.js';
 import type { ToolCall, ToolSpec } from '../../media/providers.js';
 
@@ -17,12 +16,13 @@ export interface ToolRunnerOptions {
   allowPrivateNetwork?: boolean;
   /** The call has a carrier leg that can be transferred (not a test call). */
   canTransfer?: boolean;
-  fetch?: typeof fetch;
 }
 
 // A tool's answer goes into the LLM's context; a huge body would cost tokens and time for nothing.
 const MAX_RESULT_CHARS = 4000;
 const DEFAULT_TIMEOUT_MS = 5000;
+// Enough bytes for MAX_RESULT_CHARS of any UTF-8 text; the rest is never read.
+const MAX_RESPONSE_BYTES = MAX_RESULT_CHARS * 4;
 
 const END_CALL: ToolSpec = {
   name: 'end_call',
@@ -35,13 +35,11 @@ export class ToolRunner {
   private readonly http = new Map<string, { tool: HttpTool; validate: ValidateFunction }>();
   private readonly builtins = new Set<string>();
   private destinations: TransferDestination[] = [];
-  private readonly fetchImpl: typeof fetch;
 
   constructor(
     tools: readonly AgentTool[],
     private readonly options: ToolRunnerOptions = {},
   ) {
-    this.fetchImpl = options.fetch ?? fetch;
     const ajv = new Ajv({ strict: false, allErrors: false, coerceTypes: false });
     for (const tool of tools) {
       if (tool.type === 'builtin') {
@@ -108,14 +106,14 @@ export class ToolRunner {
       return fail(`invalid arguments: ${e ? `${e.instancePath || '(root)'} ${e.message ?? ''}` : 'schema mismatch'}`.trim());
     }
     const { tool } = entry;
-    try {
-      await this.checkDestination(tool.url);
-    } catch (err) {
-      return fail((err as Error).message);
-    }
-    const timeout = AbortSignal.timeout(tool.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    const timeoutMs = tool.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const method = tool.method ?? 'POST';
-    const url = new URL(tool.url);
+    let url: URL;
+    try {
+      url = new URL(tool.url);
+    } catch {
+      return fail('the tool URL is not a valid URL');
+    }
     const headers: Record<string, string> = { accept: 'application/json, text/plain;q=0.9', 'user-agent': 'vocelio-tools/1', ...(tool.headers ?? {}) };
     let body: string | undefined;
     if (method === 'GET' || method === 'DELETE') {
@@ -124,37 +122,17 @@ export class ToolRunner {
       headers['content-type'] = 'application/json';
       body = JSON.stringify(args);
     }
+    // Tool URLs are written by tenants: safeFetch keeps them off loopback and private networks (SSRF), also
+    // when a name resolves there only now, unless the operator opted out.
+    const request: SafeFetchOptions = { method, headers, body, signal, timeoutMs, maxResponseBytes: MAX_RESPONSE_BYTES, redirect: 'error', allowPrivateNetwork: this.options.allowPrivateNetwork ?? false };
     try {
-      const res = await this.fetchImpl(url, { method, headers, body, signal: AbortSignal.any([signal, timeout]), redirect: 'error' });
-      const text = (await res.text()).slice(0, MAX_RESULT_CHARS);
+      const res = await safeFetch(url, request);
+      const text = res.text().slice(0, MAX_RESULT_CHARS);
       if (!res.ok) return fail(`HTTP ${res.status}: ${text.slice(0, 500)}`, res.status);
       return { kind: 'result', ok: true, content: text, status: res.status, ms: performance.now() - started };
     } catch (err) {
       if (signal.aborted) throw err;
-      if (timeout.aborted) return fail(`timed out after ${tool.timeoutMs ?? DEFAULT_TIMEOUT_MS} ms`);
-      return fail(`request failed: ${(err as Error).message}`);
+      return fail((err as Error).message);
     }
   }
-
-  // Tool URLs are written by tenants: without this check an agent could make the server call its own
-  // metadata endpoint or internal services (SSRF).
-  private async checkDestination(raw: string): Promise<void> {
-    if (this.options.allowPrivateNetwork) return;
-    const host = new URL(raw).hostname.replace(/^\[|\]$/g, '');
-    const addresses = isIP(host) ? [host] : (await lookup(host, { all: true })).map((a) => a.address);
-    for (const address of addresses) {
-      if (isPrivateAddress(address)) throw new Error(`tool URL resolves to a private address (${address}); set TOOLS_ALLOW_PRIVATE_NETWORK=true to allow it`);
-    }
-  }
-}
-
-/** Loopback, private, link-local, CGNAT and unspecified addresses (IPv4 and IPv6). */
-export function isPrivateAddress(address: string): boolean {
-  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
-  if (isIP(v4) === 4) {
-    const [a = 0, b = 0] = v4.split('.').map(Number);
-    return a === 10 || a === 127 || a === 0 || (a === 169 && b === 254) || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 100 && b >= 64 && b <= 127);
-  }
-  const lower = address.toLowerCase();
-  return lower === '::1' || lower === '::' || lower.startsWith('fc') || lower.startsWith('fd') || lower.startsWith('fe80');
 }

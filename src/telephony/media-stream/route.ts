@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { WebSocket } from 'ws';
+import { SecretKeyError } from '../../shared/secret-box.js';
 import { CallSession } from '../call-session.js';
 import { encodeTwilioMessage, parseTwilioMessage, ProtocolError, type StartMessage, type TwilioInbound } from './twilio-protocol.js';
 
@@ -62,7 +63,14 @@ export async function mediaStreamRoutes(app: FastifyInstance): Promise<void> {
         return refuse('unsupported media format');
       }
       const call = await app.calls.get(spent.organizationId, spent.callId);
-      const agent = call.agentId ? await app.agents.get(call.organizationId, call.agentId).catch(() => null) : null;
+      // A deleted agent leaves the call without one; tool secrets sealed with another key end the call, with the
+      // reason on the call record rather than only in a log.
+      const agent = call.agentId ? await app.agents.forCall(call.organizationId, call.agentId).catch((err: unknown) => (err instanceof SecretKeyError ? err : null)) : null;
+      if (agent instanceof SecretKeyError) {
+        log.error({ callId: call.id, err: agent.message }, 'agent tool secrets cannot be decrypted');
+        await app.calls.close(call.id, 'error', agent.message);
+        return refuse('agent configuration unreadable');
+      }
       // A carrier leg: the webhook or the outbound API knew the Twilio sid before the stream began.
       const carrierLeg = call.providerCallSid !== null && (call.direction === 'outbound' || call.phoneNumberId !== null);
       await app.calls.markStarted(call.id, { streamSid: msg.start.streamSid, providerCallSid: msg.start.callSid });
