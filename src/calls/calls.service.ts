@@ -48,6 +48,16 @@ const STATUS_RANK_SQL = (column: unknown) => sql`(case ${column} when 'queued' t
 const FINAL_STATUSES: readonly CallStatus[] = ['completed', 'busy', 'no_answer', 'failed', 'canceled'];
 const statusRank = (s: CallStatus): number => ({ queued: 0, initiated: 1, ringing: 2, in_progress: 3 } as Record<string, number>)[s] ?? 4;
 
+// When an in-progress callback says a call was answered. A late one (after the call ended) must not claim
+// the answer came after the end: an answered call's answer time is when our stream started, else the
+// carrier's billed seconds back from the end; an unanswered call (no-answer, busy ...) keeps none.
+const ANSWERED_AT_SQL = sql`coalesce(${calls.answeredAt}, case
+  when ${calls.endedAt} is null then now()
+  when ${calls.status} <> 'completed' then null
+  when ${calls.startedAt} is not null then least(${calls.startedAt}, ${calls.endedAt})
+  when ${calls.durationSeconds} > 0 then ${calls.endedAt} - ${calls.durationSeconds} * interval '1 second'
+end)`;
+
 /** Why a stream token was refused; logged, never told to the peer. */
 export type TokenRejection = 'missing' | 'unknown' | 'expired' | 'reused';
 
@@ -133,7 +143,7 @@ export class CallsService {
       .update(calls)
       .set({
         status: sql`case when ${STATUS_RANK_SQL(calls.status)} < ${statusRank(update.status)} then ${update.status} else ${calls.status} end`,
-        answeredAt: update.status === 'in_progress' ? sql`coalesce(${calls.answeredAt}, now())` : undefined,
+        answeredAt: update.status === 'in_progress' ? ANSWERED_AT_SQL : undefined,
         durationSeconds: update.durationSeconds !== undefined ? sql`coalesce(${calls.durationSeconds}, ${update.durationSeconds})` : undefined,
         endedAt: final ? sql`coalesce(${calls.endedAt}, now())` : undefined,
         endReason: final ? sql`coalesce(${calls.endReason}, ${update.status === 'completed' ? 'carrier_completed' : 'not_answered'})` : undefined,

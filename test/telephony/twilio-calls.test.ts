@@ -134,6 +134,31 @@ describe('phone calls through Twilio', () => {
     expect(stored).toMatchObject({ status: 'completed', durationSeconds: 42, endReason: 'carrier_completed' });
     expect(stored.answeredAt).not.toBeNull();
     expect(stored.endedAt).not.toBeNull();
+    expect(stored.answeredAt!.getTime()).toBeLessThanOrEqual(stored.endedAt!.getTime());
+  });
+
+  it('never sets answeredAt after endedAt when the in-progress callback arrives after completed', async () => {
+    const call = (await placeOutbound({ machineDetection: false })).json<{ id: string; providerCallSid: string }>();
+    const answered = twilio.prepareStatusCallback(call.providerCallSid, 'in-progress');
+    const completed = twilio.prepareStatusCallback(call.providerCallSid, 'completed', { CallDuration: '42' });
+    expect((await twilio.deliver(completed)).status).toBe(204);
+    await new Promise((r) => setTimeout(r, 20));
+    expect((await twilio.deliver(answered)).status).toBe(204);
+    const stored = await rig.t.app.calls.get(rig.org.id, call.id);
+    expect(stored.status).toBe('completed');
+    // Answered 42 billed seconds before the end: the only answer time the carrier's reports support.
+    expect(stored.endedAt!.getTime() - stored.answeredAt!.getTime()).toBe(42_000);
+  });
+
+  it('keeps answeredAt empty on a no-answer call when a late in-progress callback arrives', async () => {
+    const call = (await placeOutbound({ machineDetection: false })).json<{ id: string; providerCallSid: string }>();
+    const answered = twilio.prepareStatusCallback(call.providerCallSid, 'in-progress');
+    const noAnswer = twilio.prepareStatusCallback(call.providerCallSid, 'no-answer');
+    expect((await twilio.deliver(noAnswer)).status).toBe(204);
+    expect((await twilio.deliver(answered)).status).toBe(204);
+    const stored = await rig.t.app.calls.get(rig.org.id, call.id);
+    expect(stored).toMatchObject({ status: 'no_answer', endReason: 'not_answered', answeredAt: null });
+    expect(stored.endedAt).not.toBeNull();
   });
 
   it('AMD human: the agent holds its first message until the verdict, then speaks first', async () => {
