@@ -61,6 +61,9 @@ end)`;
 /** Why a stream token was refused; logged, never told to the peer. */
 export type TokenRejection = 'missing' | 'unknown' | 'expired' | 'reused';
 
+/** The outcome of claiming a call for a media stream: ours, another stream's, or over. */
+export type StreamClaim = 'claimed' | 'taken' | 'ended';
+
 /** How long a stream token stays valid: Twilio opens the socket within seconds of reading the TwiML. */
 export const STREAM_TOKEN_TTL_MS = 120_000;
 
@@ -239,9 +242,13 @@ export class CallsService {
     return { ok: false, reason: !row ? 'unknown' : row.usedAt ? 'reused' : 'expired' };
   }
 
-  /** Marks the media stream as started; keeps the first start time if called again. */
-  async markStarted(callId: string, stream: { streamSid: string; providerCallSid: string }): Promise<void> {
-    await this.db
+  /**
+   * Claims the call for one media stream and marks it in progress: a single conditional UPDATE on
+   * `stream_sid IS NULL`, so of two sockets (a replayed or retried webhook, on any node) exactly one wins,
+   * and an ended call is never reopened. A call has at most one media session in its life.
+   */
+  async claimStream(callId: string, stream: { streamSid: string; providerCallSid: string }): Promise<StreamClaim> {
+    const [won] = await this.db
       .update(calls)
       .set({
         status: 'in_progress',
@@ -250,7 +257,11 @@ export class CallsService {
         startedAt: sql`coalesce(${calls.startedAt}, now())`,
         updatedAt: sql`now()`,
       })
-      .where(and(eq(calls.id, callId), isNull(calls.endedAt)));
+      .where(and(eq(calls.id, callId), isNull(calls.streamSid), isNull(calls.endedAt)))
+      .returning({ id: calls.id });
+    if (won) return 'claimed';
+    const [row] = await this.db.select({ streamSid: calls.streamSid, endedAt: calls.endedAt }).from(calls).where(eq(calls.id, callId));
+    return !row || row.endedAt ? 'ended' : 'taken';
   }
 
   /** Closes a call once: the first reason wins, later closes change nothing. Returns whether this call closed it. */

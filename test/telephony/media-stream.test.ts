@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testApp, type TestApp, type TestOrg } from '../helpers/app.js';
+import { buildApp } from '../../src/app.js';
 import { TwilioStreamClient } from '../../src/simulator/twilio-stream-client.js';
 import type { CallEvent } from '../../src/calls/call-events.js';
 
@@ -112,6 +113,31 @@ describe('the Twilio media stream socket', () => {
     expect((await second.closed).code).toBe(1008);
     first.stop();
     await first.closed;
+  });
+
+  it('runs one session when two streams of one call reach two serve nodes at once, and refuses the other', async () => {
+    // A second node on the same database: the claim must hold across processes, not in one node's memory.
+    const other = await buildApp(t.config, { database: t.database });
+    const otherUrl = `${(await other.listen({ port: 0, host: '127.0.0.1' })).replace('http', 'ws')}/twilio/media`;
+    try {
+      const { call, token } = await newCall();
+      const retryToken = await t.app.calls.issueStreamToken(call);
+      const a = new TwilioStreamClient({ url, customParameters: { token } });
+      const b = new TwilioStreamClient({ url: otherUrl, customParameters: { token: retryToken } });
+      await Promise.all([a.connect(), b.connect()]);
+      const codes = await Promise.all([a, b].map((c) => Promise.race([c.closed.then((x) => x.code), new Promise<'open'>((r) => setTimeout(() => r('open'), 3000))])));
+      expect([...codes].sort()).toEqual([1008, 'open']);
+      const sessions = [t.app.callSessions.has(call.id), other.callSessions.has(call.id)];
+      expect(sessions.filter(Boolean)).toHaveLength(1);
+      const winner = codes.indexOf('open') === 0 ? a : b;
+      expect((await stored(call.id)).streamSid).toBe(winner.streamSid);
+      winner.stop();
+      await winner.closed;
+      await until(async () => (await stored(call.id)).endedAt !== null);
+      expect((await stored(call.id)).endReason).toBe('stream_stopped');
+    } finally {
+      await other.close();
+    }
   });
 
   it('refuses an expired token', async () => {

@@ -57,15 +57,19 @@ export async function mediaStreamRoutes(app: FastifyInstance): Promise<void> {
       const token = msg.start.customParameters.token;
       const spent = await app.calls.consumeStreamToken(token);
       if (!spent.ok) return refuse(`stream token ${spent.reason}`, { callSid: msg.start.callSid });
+      // Read before claiming: the claim writes the start's call sid, and a carrier leg is one whose sid the
+      // webhook or the outbound API knew before the stream began.
+      const call = await app.calls.get(spent.organizationId, spent.callId);
+      const carrierLeg = call.providerCallSid !== null && (call.direction === 'outbound' || call.phoneNumberId !== null);
+      // A second valid token for the call (a retried or replayed webhook) must not start a second session:
+      // refusing leaves the live call, its record and its session untouched.
+      const claim = await app.calls.claimStream(call.id, { streamSid: msg.start.streamSid, providerCallSid: msg.start.callSid });
+      if (claim !== 'claimed') return refuse(claim === 'taken' ? 'call already has a media stream' : 'call has ended', { callId: call.id, callSid: msg.start.callSid });
       if (msg.start.mediaFormat.encoding !== 'audio/x-mulaw' || msg.start.mediaFormat.sampleRate !== 8000) {
-        await app.calls.close(spent.callId, 'protocol_error', `unsupported media format ${msg.start.mediaFormat.encoding}/${msg.start.mediaFormat.sampleRate}`);
+        await app.calls.close(call.id, 'protocol_error', `unsupported media format ${msg.start.mediaFormat.encoding}/${msg.start.mediaFormat.sampleRate}`);
         return refuse('unsupported media format');
       }
-      const call = await app.calls.get(spent.organizationId, spent.callId);
       const agent = call.agentId ? await app.agents.get(call.organizationId, call.agentId).catch(() => null) : null;
-      // A carrier leg: the webhook or the outbound API knew the Twilio sid before the stream began.
-      const carrierLeg = call.providerCallSid !== null && (call.direction === 'outbound' || call.phoneNumberId !== null);
-      await app.calls.markStarted(call.id, { streamSid: msg.start.streamSid, providerCallSid: msg.start.callSid });
       // The socket may have dropped while we were checking the token (the close handler sets the state).
       if ((state as string) === 'closed') {
         // The socket dropped while we were checking the token.
@@ -112,10 +116,14 @@ export async function mediaStreamRoutes(app: FastifyInstance): Promise<void> {
       app.callSessions.set(call.id, session);
       app.callLatencies.liveCalls.set(app.callSessions.size);
       session.start();
-      // The verdict may have come before the stream did.
-      if (call.answeredBy && call.direction === 'outbound' && call.machineDetection) session.onAnsweredBy(call.answeredBy);
       state = 'live';
       for (const m of early.splice(0)) dispatch(m);
+      if (call.direction === 'outbound' && call.machineDetection) {
+        // The verdict may have come before the stream did, or while this socket was being set up (its event
+        // then found no session on this node): read it again now that the session is registered.
+        const answeredBy = call.answeredBy ?? (await app.calls.find(call.id))?.answeredBy;
+        if (answeredBy) session.onAnsweredBy(answeredBy);
+      }
     };
 
     socket.on('message', (data: Buffer, isBinary: boolean) => {
