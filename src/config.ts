@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { s3SettingsFromEnv, type S3Settings } from './calls/recordings/recording-store.js';
@@ -37,8 +38,12 @@ export interface Config {
   /** Create an organization, owner and API key on first start when the database has none. */
   autoBootstrap: boolean;
   bootstrapEmail: string;
-  /** Believe X-Forwarded-For/Proto (behind a load balancer or tunnel); off, clients could spoof their address. */
-  trustProxy: boolean;
+  /**
+   * Which proxies' X-Forwarded-For/Proto to believe: `false` (none) or trusted proxy addresses, CIDRs and
+   * proxy-addr names (`loopback`, `linklocal`, `uniquelocal`). Never "everyone" and never a bare hop count:
+   * a client could then choose its own address and escape every per-address limit.
+   */
+  trustProxy: false | string[];
   /** When set, `/metrics` requires `Authorization: Bearer <token>`. */
   metricsToken?: string;
   /** An S3-compatible bucket for call recordings (`RECORDINGS_S3_*`); unset: files under `DATA_DIR/recordings`. */
@@ -83,6 +88,43 @@ function bool(env: Env, name: string, fallback: boolean): boolean {
   if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
   if (['0', 'false', 'no', 'off'].includes(raw)) return false;
   throw new ConfigError(name, `must be true or false, got "${raw}"`);
+}
+
+const PROXY_ADDR_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
+
+// TRUST_PROXY: the addresses of the proxies in front of us. `true` would trust every hop, letting any client
+// choose its address with X-Forwarded-For. A hop count cannot tell the proxy from a client that connects
+// directly (fastify >= 5.12.1 ignores one for that reason, GHSA-3m5p-2c4r-xxw2, so it would silently put every
+// client in one rate-limit bucket); both are refused with what to write instead.
+const TRUST_PROXY_HINT =
+  'list the addresses of the proxies in front of this server, e.g. TRUST_PROXY=loopback behind ngrok or a proxy on ' +
+  'the same host, TRUST_PROXY=10.0.0.0/8 behind a load balancer in a private network';
+
+function trustProxy(env: Env): false | string[] {
+  const raw = str(env, 'TRUST_PROXY');
+  if (raw === undefined || ['false', 'no', 'off', '0'].includes(raw.toLowerCase())) return false;
+  if (['true', 'yes', 'on'].includes(raw.toLowerCase())) {
+    throw new ConfigError('TRUST_PROXY', `true would let any client choose its address with X-Forwarded-For; ${TRUST_PROXY_HINT}`);
+  }
+  if (/^\d+$/.test(raw)) {
+    throw new ConfigError('TRUST_PROXY', `a hop count (${raw}) cannot tell a proxy from a client that connects directly; ${TRUST_PROXY_HINT}`);
+  }
+  const entries = raw.split(',').map((e) => e.trim()).filter(Boolean);
+  for (const entry of entries) {
+    if (!isProxyEntry(entry)) {
+      throw new ConfigError('TRUST_PROXY', `"${entry}" is not an IP address, a CIDR range or one of ${PROXY_ADDR_NAMES.join(', ')}`);
+    }
+  }
+  return entries;
+}
+
+function isProxyEntry(entry: string): boolean {
+  if (PROXY_ADDR_NAMES.includes(entry)) return true;
+  const [address = '', prefix, ...rest] = entry.split('/');
+  const family = isIP(address);
+  if (!family || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
 }
 
 function url(env: Env, name: string, protocols: string[]): string | undefined {
@@ -153,7 +195,7 @@ export function loadConfig(env: Env = process.env): Config {
     sessionTtlHours: int(env, 'SESSION_TTL_HOURS', 24 * 7, 1, 24 * 365),
     autoBootstrap: bool(env, 'AUTO_BOOTSTRAP', true),
     bootstrapEmail: str(env, 'BOOTSTRAP_EMAIL') ?? 'owner@vocelio.local',
-    trustProxy: bool(env, 'TRUST_PROXY', false),
+    trustProxy: trustProxy(env),
     metricsToken: str(env, 'METRICS_TOKEN'),
     toolsAllowPrivateNetwork: bool(env, 'TOOLS_ALLOW_PRIVATE_NETWORK', false),
     recordingsS3: s3SettingsFromEnv(env),
