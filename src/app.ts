@@ -62,6 +62,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     logger: { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-csrf-token"]'] },
     bodyLimit: config.bodyLimitBytes,
     trustProxy: config.trustProxy,
+    // Timeouts bound how long a client may hold a connection without finishing a request (slow bodies,
+    // slowloris, idle sockets). Upgraded WebSockets leave the HTTP server's bookkeeping, so these never cut
+    // a live call; the media route has its own start timeout.
+    requestTimeout: config.http.requestTimeoutMs,
+    keepAliveTimeout: config.http.keepAliveTimeoutMs,
+    http: { headersTimeout: config.http.headersTimeoutMs, connectionsCheckingInterval: config.http.connectionsCheckingIntervalMs },
     requestIdHeader: false,
     // Probes poll these every few seconds; logging each would drown the real traffic.
     logController: new LogController({ requestIdLogLabel: 'requestId', disableRequestLogging: (req) => req.url === '/health' || req.url === '/ready' || req.url === '/metrics' }),

@@ -100,4 +100,10 @@ describe('loadConfig', () => {
     const err = failure({ TRUST_PROXY: `loopback, ${entry}` });
     expect(err.message).toBe(`TRUST_PROXY: "${entry}" is not an IP address, a CIDR range or one of loopback, linklocal, uniquelocal`);
   });
+
+  it('sets HTTP timeouts deliberately, and refuses a headers timeout longer than the request timeout', () => {
+    expect(load({}).http).toEqual({ requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 65_000, connectionsCheckingIntervalMs: 1000 });
+    expect(load({ HTTP_REQUEST_TIMEOUT_MS: '800', HTTP_HEADERS_TIMEOUT_MS: '500' }).http.connectionsCheckingIntervalMs).toBe(50);
+    expect(failure({ HTTP_REQUEST_TIMEOUT_MS: '5000', HTTP_HEADERS_TIMEOUT_MS: '6000' }).variable).toBe('HTTP_HEADERS_TIMEOUT_MS');
+  });
 });

@@ -44,6 +44,10 @@ export interface Config {
    * a client could then choose its own address and escape every per-address limit.
    */
   trustProxy: false | string[];
+  /** HTTP server timeouts, chosen in docs/decisions.md ("Timeouts"). */
+  http: HttpTimeouts;
+  /** Media Streams sockets that have not yet presented an accepted `start`. */
+  mediaStream: { startTimeoutMs: number; maxPending: number; maxPendingPerAddress: number };
   /** When set, `/metrics` requires `Authorization: Bearer <token>`. */
   metricsToken?: string;
   /** An S3-compatible bucket for call recordings (`RECORDINGS_S3_*`); unset: files under `DATA_DIR/recordings`. */
@@ -51,6 +55,18 @@ export interface Config {
   /** Let agents' HTTP tools reach loopback and private networks (off by default: SSRF protection). */
   toolsAllowPrivateNetwork: boolean;
   providers: ProviderConfig;
+}
+
+/** The HTTP server's timeouts, in ms. */
+export interface HttpTimeouts {
+  /** The whole request (headers and body) must arrive within this; slow-body clients get 408. */
+  requestTimeoutMs: number;
+  /** The headers must arrive within this (slowloris); also bounds a connection that sends nothing. */
+  headersTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this; longer than a load balancer's idle timeout. */
+  keepAliveTimeoutMs: number;
+  /** How often Node checks the request and headers timeouts (a timeout fires up to this late). */
+  connectionsCheckingIntervalMs: number;
 }
 
 /** A configuration value that cannot work; the message names the variable. */
@@ -127,6 +143,21 @@ function isProxyEntry(entry: string): boolean {
   return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
 }
 
+function httpTimeouts(env: Env): HttpTimeouts {
+  const requestTimeoutMs = int(env, 'HTTP_REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000);
+  const headersTimeoutMs = int(env, 'HTTP_HEADERS_TIMEOUT_MS', 10_000, 100, 3_600_000);
+  if (headersTimeoutMs > requestTimeoutMs) {
+    throw new ConfigError('HTTP_HEADERS_TIMEOUT_MS', `must not exceed HTTP_REQUEST_TIMEOUT_MS (${requestTimeoutMs}), got ${headersTimeoutMs}`);
+  }
+  return {
+    requestTimeoutMs,
+    headersTimeoutMs,
+    keepAliveTimeoutMs: int(env, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', 65_000, 100, 3_600_000),
+    // A tenth of the shortest timeout, at most 1 s: Node's default (30 s) would let a 10 s timeout fire at 40 s.
+    connectionsCheckingIntervalMs: Math.max(50, Math.min(1000, Math.floor(headersTimeoutMs / 10))),
+  };
+}
+
 function url(env: Env, name: string, protocols: string[]): string | undefined {
   const raw = str(env, name);
   if (raw === undefined) return undefined;
@@ -196,6 +227,12 @@ export function loadConfig(env: Env = process.env): Config {
     autoBootstrap: bool(env, 'AUTO_BOOTSTRAP', true),
     bootstrapEmail: str(env, 'BOOTSTRAP_EMAIL') ?? 'owner@vocelio.local',
     trustProxy: trustProxy(env),
+    http: httpTimeouts(env),
+    mediaStream: {
+      startTimeoutMs: int(env, 'MEDIA_START_TIMEOUT_MS', 5000, 100, 60_000),
+      maxPending: int(env, 'MEDIA_PENDING_SOCKETS_MAX', 200, 1, 100_000),
+      maxPendingPerAddress: int(env, 'MEDIA_PENDING_SOCKETS_PER_ADDRESS', 20, 1, 100_000),
+    },
     metricsToken: str(env, 'METRICS_TOKEN'),
     toolsAllowPrivateNetwork: bool(env, 'TOOLS_ALLOW_PRIVATE_NETWORK', false),
     recordingsS3: s3SettingsFromEnv(env),

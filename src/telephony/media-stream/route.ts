@@ -1,7 +1,11 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingMessage } from 'node:http';
+import { Counter, Gauge } from 'prom-client';
 import type { WebSocket } from 'ws';
 import { CallSession } from '../call-session.js';
+import type { ErrorBody } from '../../plugins/errors.js';
 import { encodeTwilioMessage, parseTwilioMessage, ProtocolError, type StartMessage, type TwilioInbound } from './twilio-protocol.js';
+import { PendingSockets, type ReleaseSlot } from './pending-sockets.js';
 
 // Closing codes (RFC 6455): 1008 policy violation for refused streams, 1011 for our own failures.
 const POLICY_VIOLATION = 1008;
@@ -13,16 +17,44 @@ const MAX_EARLY_FRAMES = 100;
 
 /** `GET /twilio/media`: Twilio's bidirectional Media Streams socket, one call per connection. */
 export async function mediaStreamRoutes(app: FastifyInstance): Promise<void> {
-  app.get('/twilio/media', { websocket: true, schema: { hide: true } }, (socket: WebSocket, req) => {
+  const { startTimeoutMs, maxPending, maxPendingPerAddress } = app.config.mediaStream;
+  const pending = new PendingSockets(maxPending, maxPendingPerAddress);
+  const slots = new WeakMap<IncomingMessage, ReleaseSlot>();
+  new Gauge({ name: 'vocelio_media_sockets_pending', help: 'media sockets waiting for an accepted start', registers: [app.metrics], collect() { this.set(pending.size); } });
+  const refused = new Counter({ name: 'vocelio_media_sockets_refused_total', help: 'media sockets refused before the upgrade because too many were waiting for start', registers: [app.metrics] });
+
+  // Before the upgrade: a socket that has not yet shown an accepted `start` holds a slot, so idle or
+  // unauthenticated sockets cannot pile up. Refused here, the client gets a plain HTTP 503, not a socket.
+  const admit = async (req: FastifyRequest, reply: FastifyReply) => {
+    if (!req.ws) return;
+    const release = pending.reserve(req.ip);
+    if (!release) {
+      refused.inc();
+      req.log.warn({ ip: req.ip, pending: pending.size }, 'media stream refused: too many sockets waiting for start');
+      const body: ErrorBody = { error: { code: 'too_many_pending_streams', message: 'too many media streams are waiting to start; retry shortly', details: { retryAfterSeconds: 1 }, requestId: req.id } };
+      return reply.code(503).header('retry-after', '1').send(body);
+    }
+    slots.set(req.raw, release);
+    // Released when the socket goes live or closes, whichever is first; also if the upgrade never happens.
+    req.raw.socket?.once('close', release);
+  };
+
+  app.get('/twilio/media', { websocket: true, schema: { hide: true }, onRequest: admit }, (socket: WebSocket, req) => {
     const log = req.log.child({ stream: 'twilio-media' });
     let state: 'waiting' | 'starting' | 'live' | 'closed' = 'waiting';
     let session: CallSession | null = null;
     let protocolErrors = 0;
     const early: TwilioInbound[] = [];
+    const releaseSlot = slots.get(req.raw) ?? (() => {});
+    // Twilio sends `start` right after connecting; a socket that does not is not Twilio.
+    const startTimer = setTimeout(() => {
+      if (state === 'waiting') refuse(`no start within ${startTimeoutMs} ms`);
+    }, startTimeoutMs);
 
     const refuse = (reason: string, detail: Record<string, unknown> = {}) => {
       log.warn({ ...detail, reason }, 'media stream refused');
       state = 'closed';
+      clearTimeout(startTimer);
       socket.close(POLICY_VIOLATION, reason);
     };
 
@@ -117,6 +149,7 @@ export async function mediaStreamRoutes(app: FastifyInstance): Promise<void> {
       app.callLatencies.liveCalls.set(app.callSessions.size);
       session.start();
       state = 'live';
+      releaseSlot();
       for (const m of early.splice(0)) dispatch(m);
       if (call.direction === 'outbound' && call.machineDetection) {
         // The verdict may have come before the stream did, or while this socket was being set up (its event
@@ -145,6 +178,7 @@ export async function mediaStreamRoutes(app: FastifyInstance): Promise<void> {
         case 'waiting':
           if (msg.event === 'connected') return;
           if (msg.event !== 'start') return refuse(`${msg.event} before start`);
+          clearTimeout(startTimer);
           begin(msg).catch((err: unknown) => {
             log.error({ err }, 'media stream start failed');
             state = 'closed';
@@ -162,6 +196,8 @@ export async function mediaStreamRoutes(app: FastifyInstance): Promise<void> {
 
     socket.on('close', () => {
       state = 'closed';
+      clearTimeout(startTimer);
+      releaseSlot();
       // Ending twice is harmless: a session ended by `stop` keeps its reason.
       if (session) void session.end('socket_closed');
     });
