@@ -38,6 +38,8 @@ declare module 'fastify' {
     queue: JobQueue | null;
     /** Every route with its access rule, recorded as routes are added (for introspection and tests). */
     routeTable: ReadonlyArray<{ method: string; url: string; access?: Access }>;
+    /** Epoch milliseconds now; injected by tests so time-dependent rules run without sleeping. */
+    clock: () => number;
   }
 }
 
@@ -52,6 +54,8 @@ export interface AppDeps {
   mediaEngine?: MediaEngine;
   /** The carrier; default: Twilio when TWILIO_ACCOUNT_SID is set, else none. */
   telephony?: TelephonyProvider | null;
+  /** The clock time-dependent rules read (login throttling); default `Date.now`. */
+  now?: () => number;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -96,6 +100,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   app.addHook('preValidation', rejectUnstorableBody);
   app.decorate('config', config);
   app.decorate('queue', deps.queue ?? null);
+  app.decorate('clock', deps.now ?? Date.now);
   const routeTable: Array<{ method: string; url: string; access?: Access }> = [];
   app.decorate('routeTable', routeTable);
   app.addHook('onRoute', (route) => {
