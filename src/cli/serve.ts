@@ -19,8 +19,9 @@ export async function runServe(config: Config, args: string[]): Promise<void> {
 
   if (config.autoBootstrap && (await app.organizations.isEmpty())) {
     const result = await bootstrapOrganization(app, { organizationName: 'My organization', email: config.bootstrapEmail });
-    // Printed, not logged: log shippers must never receive the secret.
-    process.stdout.write(`\n${bootstrapBanner(result, config.publicUrl)}\n\n`);
+    // To the terminal (stderr), never the log stream: stdout carries the JSON logs that shippers collect,
+    // and they must never receive the owner key.
+    process.stderr.write(`\n${bootstrapBanner(result, config.publicUrl)}\n\n`);
   }
 
   const consumers = embedded ? await startConsumers(runtime, config, log) : [];
