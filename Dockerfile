@@ -15,7 +15,8 @@ COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY bin ./bin
 COPY migrations ./migrations
-RUN mkdir -p /data && chown node:node /data
+# Owner-only like everything vocelio writes under DATA_DIR (serve warns about a wider directory).
+RUN mkdir -p /data && chown node:node /data && chmod 0700 /data
 USER node
 EXPOSE 3000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s CMD node -e "fetch('http://127.0.0.1:'+process.env.PORT+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"

@@ -38,6 +38,8 @@ declare module 'fastify' {
     queue: JobQueue | null;
     /** Every route with its access rule, recorded as routes are added (for introspection and tests). */
     routeTable: ReadonlyArray<{ method: string; url: string; access?: Access }>;
+    /** Epoch milliseconds now; injected by tests so time-dependent rules run without sleeping. */
+    clock: () => number;
   }
 }
 
@@ -52,6 +54,8 @@ export interface AppDeps {
   mediaEngine?: MediaEngine;
   /** The carrier; default: Twilio when TWILIO_ACCOUNT_SID is set, else none. */
   telephony?: TelephonyProvider | null;
+  /** The clock time-dependent rules read (login throttling); default `Date.now`. */
+  now?: () => number;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -62,6 +66,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     logger: { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-csrf-token"]'] },
     bodyLimit: config.bodyLimitBytes,
     trustProxy: config.trustProxy,
+    // Timeouts bound how long a client may hold a connection without finishing a request (slow bodies,
+    // slowloris, idle sockets). Upgraded WebSockets leave the HTTP server's bookkeeping, so these never cut
+    // a live call; the media route has its own start timeout.
+    requestTimeout: config.http.requestTimeoutMs,
+    keepAliveTimeout: config.http.keepAliveTimeoutMs,
+    http: { headersTimeout: config.http.headersTimeoutMs, connectionsCheckingInterval: config.http.connectionsCheckingIntervalMs },
     requestIdHeader: false,
     // Probes poll these every few seconds; logging each would drown the real traffic.
     logController: new LogController({ requestIdLogLabel: 'requestId', disableRequestLogging: (req) => req.url === '/health' || req.url === '/ready' || req.url === '/metrics' }),
@@ -94,6 +104,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   app.addHook('preValidation', rejectUnstorableInput);
   app.decorate('config', config);
   app.decorate('queue', deps.queue ?? null);
+  app.decorate('clock', deps.now ?? Date.now);
   const routeTable: Array<{ method: string; url: string; access?: Access }> = [];
   app.decorate('routeTable', routeTable);
   app.addHook('onRoute', (route) => {

@@ -70,4 +70,40 @@ describe('loadConfig', () => {
   it('rejects an unknown LOG_LEVEL with the allowed values', () => {
     expect(failure({ LOG_LEVEL: 'loud' }).message).toContain('fatal, error, warn, info, debug, trace, silent');
   });
+
+  it('refuses TRUST_PROXY=true, saying what to write instead', () => {
+    for (const value of ['true', 'TRUE', 'yes', 'on']) {
+      const err = failure({ TRUST_PROXY: value });
+      expect(err.variable).toBe('TRUST_PROXY');
+      expect(err.message).toContain('any client choose its address');
+      expect(err.message).toContain('TRUST_PROXY=loopback');
+    }
+  });
+
+  it('refuses a bare hop count for TRUST_PROXY: it cannot tell a proxy from a direct client', () => {
+    for (const value of ['1', '2']) {
+      const err = failure({ TRUST_PROXY: value });
+      expect(err.message).toContain(`hop count (${value})`);
+      expect(err.message).toContain('TRUST_PROXY=10.0.0.0/8');
+    }
+  });
+
+  it('reads TRUST_PROXY as a list of proxy addresses, CIDR ranges and proxy-addr names', () => {
+    expect(load({}).trustProxy).toBe(false);
+    expect(load({ TRUST_PROXY: 'false' }).trustProxy).toBe(false);
+    expect(load({ TRUST_PROXY: '0' }).trustProxy).toBe(false);
+    expect(load({ TRUST_PROXY: 'loopback' }).trustProxy).toEqual(['loopback']);
+    expect(load({ TRUST_PROXY: '10.0.0.0/8, 192.168.1.10,uniquelocal, fd00::/8, ::1' }).trustProxy).toEqual(['10.0.0.0/8', '192.168.1.10', 'uniquelocal', 'fd00::/8', '::1']);
+  });
+
+  it.each(['10.0.0.0/33', 'proxy.internal', '10.0.0.0/8/1', 'localhost', '1.2.3', 'fd00::/129'])('refuses the TRUST_PROXY entry %s', (entry) => {
+    const err = failure({ TRUST_PROXY: `loopback, ${entry}` });
+    expect(err.message).toBe(`TRUST_PROXY: "${entry}" is not an IP address, a CIDR range or one of loopback, linklocal, uniquelocal`);
+  });
+
+  it('sets HTTP timeouts deliberately, and refuses a headers timeout longer than the request timeout', () => {
+    expect(load({}).http).toEqual({ requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 65_000, connectionsCheckingIntervalMs: 1000 });
+    expect(load({ HTTP_REQUEST_TIMEOUT_MS: '800', HTTP_HEADERS_TIMEOUT_MS: '500' }).http.connectionsCheckingIntervalMs).toBe(50);
+    expect(failure({ HTTP_REQUEST_TIMEOUT_MS: '5000', HTTP_HEADERS_TIMEOUT_MS: '6000' }).variable).toBe('HTTP_HEADERS_TIMEOUT_MS');
+  });
 });

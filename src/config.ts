@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { s3SettingsFromEnv, type S3Settings } from './calls/recordings/recording-store.js';
@@ -37,8 +38,16 @@ export interface Config {
   /** Create an organization, owner and API key on first start when the database has none. */
   autoBootstrap: boolean;
   bootstrapEmail: string;
-  /** Believe X-Forwarded-For/Proto (behind a load balancer or tunnel); off, clients could spoof their address. */
-  trustProxy: boolean;
+  /**
+   * Which proxies' X-Forwarded-For/Proto to believe: `false` (none) or trusted proxy addresses, CIDRs and
+   * proxy-addr names (`loopback`, `linklocal`, `uniquelocal`). Never "everyone" and never a bare hop count:
+   * a client could then choose its own address and escape every per-address limit.
+   */
+  trustProxy: false | string[];
+  /** HTTP server timeouts, chosen in docs/decisions.md ("Timeouts"). */
+  http: HttpTimeouts;
+  /** Media Streams sockets that have not yet presented an accepted `start`. */
+  mediaStream: { startTimeoutMs: number; maxPending: number; maxPendingPerAddress: number };
   /** When set, `/metrics` requires `Authorization: Bearer <token>`. */
   metricsToken?: string;
   /** An S3-compatible bucket for call recordings (`RECORDINGS_S3_*`); unset: files under `DATA_DIR/recordings`. */
@@ -48,6 +57,18 @@ export interface Config {
   /** `SECRETS_KEY`: the 32-byte key that encrypts tool secrets at rest; unset, one is kept in `DATA_DIR`. */
   secretsKey?: Uint8Array;
   providers: ProviderConfig;
+}
+
+/** The HTTP server's timeouts, in ms. */
+export interface HttpTimeouts {
+  /** The whole request (headers and body) must arrive within this; slow-body clients get 408. */
+  requestTimeoutMs: number;
+  /** The headers must arrive within this (slowloris); also bounds a connection that sends nothing. */
+  headersTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this; longer than a load balancer's idle timeout. */
+  keepAliveTimeoutMs: number;
+  /** How often Node checks the request and headers timeouts (a timeout fires up to this late). */
+  connectionsCheckingIntervalMs: number;
 }
 
 /** A configuration value that cannot work; the message names the variable. */
@@ -85,6 +106,58 @@ function bool(env: Env, name: string, fallback: boolean): boolean {
   if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
   if (['0', 'false', 'no', 'off'].includes(raw)) return false;
   throw new ConfigError(name, `must be true or false, got "${raw}"`);
+}
+
+const PROXY_ADDR_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
+
+// TRUST_PROXY: the addresses of the proxies in front of us. `true` would trust every hop, letting any client
+// choose its address with X-Forwarded-For. A hop count cannot tell the proxy from a client that connects
+// directly (fastify >= 5.12.1 ignores one for that reason, GHSA-3m5p-2c4r-xxw2, so it would silently put every
+// client in one rate-limit bucket); both are refused with what to write instead.
+const TRUST_PROXY_HINT =
+  'list the addresses of the proxies in front of this server, e.g. TRUST_PROXY=loopback behind ngrok or a proxy on ' +
+  'the same host, TRUST_PROXY=10.0.0.0/8 behind a load balancer in a private network';
+
+function trustProxy(env: Env): false | string[] {
+  const raw = str(env, 'TRUST_PROXY');
+  if (raw === undefined || ['false', 'no', 'off', '0'].includes(raw.toLowerCase())) return false;
+  if (['true', 'yes', 'on'].includes(raw.toLowerCase())) {
+    throw new ConfigError('TRUST_PROXY', `true would let any client choose its address with X-Forwarded-For; ${TRUST_PROXY_HINT}`);
+  }
+  if (/^\d+$/.test(raw)) {
+    throw new ConfigError('TRUST_PROXY', `a hop count (${raw}) cannot tell a proxy from a client that connects directly; ${TRUST_PROXY_HINT}`);
+  }
+  const entries = raw.split(',').map((e) => e.trim()).filter(Boolean);
+  for (const entry of entries) {
+    if (!isProxyEntry(entry)) {
+      throw new ConfigError('TRUST_PROXY', `"${entry}" is not an IP address, a CIDR range or one of ${PROXY_ADDR_NAMES.join(', ')}`);
+    }
+  }
+  return entries;
+}
+
+function isProxyEntry(entry: string): boolean {
+  if (PROXY_ADDR_NAMES.includes(entry)) return true;
+  const [address = '', prefix, ...rest] = entry.split('/');
+  const family = isIP(address);
+  if (!family || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
+function httpTimeouts(env: Env): HttpTimeouts {
+  const requestTimeoutMs = int(env, 'HTTP_REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000);
+  const headersTimeoutMs = int(env, 'HTTP_HEADERS_TIMEOUT_MS', 10_000, 100, 3_600_000);
+  if (headersTimeoutMs > requestTimeoutMs) {
+    throw new ConfigError('HTTP_HEADERS_TIMEOUT_MS', `must not exceed HTTP_REQUEST_TIMEOUT_MS (${requestTimeoutMs}), got ${headersTimeoutMs}`);
+  }
+  return {
+    requestTimeoutMs,
+    headersTimeoutMs,
+    keepAliveTimeoutMs: int(env, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', 65_000, 100, 3_600_000),
+    // A tenth of the shortest timeout, at most 1 s: Node's default (30 s) would let a 10 s timeout fire at 40 s.
+    connectionsCheckingIntervalMs: Math.max(50, Math.min(1000, Math.floor(headersTimeoutMs / 10))),
+  };
 }
 
 function url(env: Env, name: string, protocols: string[]): string | undefined {
@@ -172,7 +245,13 @@ export function loadConfig(env: Env = process.env): Config {
     sessionTtlHours: int(env, 'SESSION_TTL_HOURS', 24 * 7, 1, 24 * 365),
     autoBootstrap: bool(env, 'AUTO_BOOTSTRAP', true),
     bootstrapEmail: str(env, 'BOOTSTRAP_EMAIL') ?? 'owner@vocelio.local',
-    trustProxy: bool(env, 'TRUST_PROXY', false),
+    trustProxy: trustProxy(env),
+    http: httpTimeouts(env),
+    mediaStream: {
+      startTimeoutMs: int(env, 'MEDIA_START_TIMEOUT_MS', 5000, 100, 60_000),
+      maxPending: int(env, 'MEDIA_PENDING_SOCKETS_MAX', 200, 1, 100_000),
+      maxPendingPerAddress: int(env, 'MEDIA_PENDING_SOCKETS_PER_ADDRESS', 20, 1, 100_000),
+    },
     metricsToken: str(env, 'METRICS_TOKEN'),
     toolsAllowPrivateNetwork: bool(env, 'TOOLS_ALLOW_PRIVATE_NETWORK', false),
     secretsKey: secretsKey(env),

@@ -12,7 +12,7 @@ import { migrate } from '../src/db/migrate.js';
 declare module 'vitest' {
   export interface ProvidedContext {
     /** Postgres: the template database name. PGlite: the path of a dumped, migrated data dir. */
-    dbTemplate: { kind: 'postgres'; name: string } | { kind: 'pglite'; dumpPath: string };
+    dbTemplate: { kind: 'postgres'; name: string; runTag: string } | { kind: 'pglite'; dumpPath: string };
   }
 }
 
@@ -25,7 +25,9 @@ export default async function setup(project: TestProject) {
   );
 
   if (databaseUrl) {
-    const name = `vocelio_tpl_${process.pid}_${Date.now().toString(36)}`;
+    // Several runs may share one server (CI, parallel checkouts): everything this run creates carries its pid.
+    const runTag = String(process.pid);
+    const name = `vocelio_tpl_${runTag}_${Date.now().toString(36)}`;
     const admin = new pg.Client({ connectionString: databaseUrl });
     await admin.connect();
     await admin.query(`create database ${name}`);
@@ -34,11 +36,16 @@ export default async function setup(project: TestProject) {
     const database = await openDatabase({ databaseUrl: url.toString(), poolSize: 1 });
     await migrate(database);
     await database.close();
-    project.provide('dbTemplate', { kind: 'postgres', name });
+    project.provide('dbTemplate', { kind: 'postgres', name, runTag });
     return async () => {
-      // Test files drop their own copies; a crashed run may leave some, so sweep old ones too.
-      const { rows } = await admin.query<{ datname: string }>(`select datname from pg_database where datname like 'vocelio_t%'`);
-      for (const r of rows) await admin.query(`drop database if exists ${r.datname} with (force)`).catch(() => {});
+      // Test files drop their own copies. A crashed run may leave some: sweep this run's, and those of runs
+      // whose process is gone, never those of a run still going.
+      const { rows } = await admin.query<{ datname: string }>(`select datname from pg_database where datname ~ '^vocelio_(t|tpl)_[0-9]+_'`);
+      for (const r of rows) {
+        const pid = Number(/^vocelio_(?:t|tpl)_(\d+)_/.exec(r.datname)?.[1]);
+        if (pid !== process.pid && processAlive(pid)) continue;
+        await admin.query(`drop database if exists ${r.datname} with (force)`).catch(() => {});
+      }
       await admin.end();
     };
   }
@@ -53,4 +60,13 @@ export default async function setup(project: TestProject) {
   await database.close();
   project.provide('dbTemplate', { kind: 'pglite', dumpPath });
   return () => rmSync(dir, { recursive: true, force: true });
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

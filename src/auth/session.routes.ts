@@ -4,6 +4,7 @@ import { Type } from 'typebox';
 import { AppError, unauthorized } from '../shared/errors.js';
 import { errorResponses } from '../shared/schemas.js';
 import { CSRF_COOKIE, SESSION_COOKIE, sameSecret } from '../plugins/auth.js';
+import { normalizeEmail } from '../organizations/organizations.service.js';
 import { LoginBody, SessionInfo } from './auth.schemas.js';
 import type { LoginResult } from './sessions.service.js';
 
@@ -40,7 +41,16 @@ export const sessionRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const retryAfterSeconds = Math.max(1, Math.ceil(limited.resetMs / 1000));
       throw new AppError('rate_limited', `too many login attempts; retry in ${retryAfterSeconds} s`, 429, { retryAfterSeconds });
     }
+    // Per account, whatever the address: a throttled attempt is refused before the password is even
+    // checked, and it does not count, so the right password works as soon as the short wait is over.
+    const account = normalizeEmail(req.body.email);
+    const throttle = await app.loginThrottle.attempt(account);
+    if (!throttle.allowed) {
+      const retryAfterSeconds = Math.max(1, Math.ceil(throttle.retryAfterMs / 1000));
+      throw new AppError('login_throttled', `too many failed logins for this account; retry in ${retryAfterSeconds} s`, 429, { retryAfterSeconds });
+    }
     const result = await app.sessions.login(req.body, { ip: req.ip, requestId: req.id });
+    await app.loginThrottle.reset(account);
     return sendSession(reply, result, secure);
   });
 

@@ -49,7 +49,7 @@ describe('CallsService', () => {
 
   it('closes a call once, keeping the first end reason', async () => {
     const call = await newCall();
-    await calls.markStarted(call.id, { streamSid: 'MZ1', providerCallSid: 'CA-close-once' });
+    expect(await calls.claimStream(call.id, { streamSid: 'MZ1', providerCallSid: 'CA-close-once' })).toBe('claimed');
     expect(await calls.close(call.id, 'stream_stopped')).toBe(true);
     expect(await calls.close(call.id, 'socket_closed')).toBe(false);
     expect(await calls.get(orgId, call.id)).toMatchObject({ status: 'completed', endReason: 'stream_stopped', streamSid: 'MZ1', providerCallSid: 'CA-close-once' });
@@ -58,7 +58,17 @@ describe('CallsService', () => {
   it('does not reopen an ended call when a late start arrives', async () => {
     const call = await newCall();
     await calls.close(call.id, 'socket_closed');
-    await calls.markStarted(call.id, { streamSid: 'MZ2', providerCallSid: 'CA-late' });
+    expect(await calls.claimStream(call.id, { streamSid: 'MZ2', providerCallSid: 'CA-late' })).toBe('ended');
     expect((await calls.get(orgId, call.id)).status).toBe('completed');
+  });
+
+  it('lets exactly one of several simultaneous streams claim a call, and keeps the winner', async () => {
+    const call = await newCall();
+    const sids = ['MZa', 'MZb', 'MZc', 'MZd'];
+    const results = await Promise.all(sids.map((streamSid) => calls.claimStream(call.id, { streamSid, providerCallSid: 'CA-one-stream' })));
+    expect(results.filter((r) => r === 'claimed')).toHaveLength(1);
+    expect(results.filter((r) => r === 'taken')).toHaveLength(3);
+    const winner = sids[results.indexOf('claimed')];
+    expect(await calls.get(orgId, call.id)).toMatchObject({ streamSid: winner, status: 'in_progress', endedAt: null });
   });
 });

@@ -48,8 +48,21 @@ const STATUS_RANK_SQL = (column: unknown) => sql`(case ${column} when 'queued' t
 const FINAL_STATUSES: readonly CallStatus[] = ['completed', 'busy', 'no_answer', 'failed', 'canceled'];
 const statusRank = (s: CallStatus): number => ({ queued: 0, initiated: 1, ringing: 2, in_progress: 3 } as Record<string, number>)[s] ?? 4;
 
+// When an in-progress callback says a call was answered. A late one (after the call ended) must not claim
+// the answer came after the end: an answered call's answer time is when our stream started, else the
+// carrier's billed seconds back from the end; an unanswered call (no-answer, busy ...) keeps none.
+const ANSWERED_AT_SQL = sql`coalesce(${calls.answeredAt}, case
+  when ${calls.endedAt} is null then now()
+  when ${calls.status} <> 'completed' then null
+  when ${calls.startedAt} is not null then least(${calls.startedAt}, ${calls.endedAt})
+  when ${calls.durationSeconds} > 0 then ${calls.endedAt} - ${calls.durationSeconds} * interval '1 second'
+end)`;
+
 /** Why a stream token was refused; logged, never told to the peer. */
 export type TokenRejection = 'missing' | 'unknown' | 'expired' | 'reused';
+
+/** The outcome of claiming a call for a media stream: ours, another stream's, or over. */
+export type StreamClaim = 'claimed' | 'taken' | 'ended';
 
 /** How long a stream token stays valid: Twilio opens the socket within seconds of reading the TwiML. */
 export const STREAM_TOKEN_TTL_MS = 120_000;
@@ -133,7 +146,7 @@ export class CallsService {
       .update(calls)
       .set({
         status: sql`case when ${STATUS_RANK_SQL(calls.status)} < ${statusRank(update.status)} then ${update.status} else ${calls.status} end`,
-        answeredAt: update.status === 'in_progress' ? sql`coalesce(${calls.answeredAt}, now())` : undefined,
+        answeredAt: update.status === 'in_progress' ? ANSWERED_AT_SQL : undefined,
         durationSeconds: update.durationSeconds !== undefined ? sql`coalesce(${calls.durationSeconds}, ${update.durationSeconds})` : undefined,
         endedAt: final ? sql`coalesce(${calls.endedAt}, now())` : undefined,
         endReason: final ? sql`coalesce(${calls.endReason}, ${update.status === 'completed' ? 'carrier_completed' : 'not_answered'})` : undefined,
@@ -229,9 +242,13 @@ export class CallsService {
     return { ok: false, reason: !row ? 'unknown' : row.usedAt ? 'reused' : 'expired' };
   }
 
-  /** Marks the media stream as started; keeps the first start time if called again. */
-  async markStarted(callId: string, stream: { streamSid: string; providerCallSid: string }): Promise<void> {
-    await this.db
+  /**
+   * Claims the call for one media stream and marks it in progress: a single conditional UPDATE on
+   * `stream_sid IS NULL`, so of two sockets (a replayed or retried webhook, on any node) exactly one wins,
+   * and an ended call is never reopened. A call has at most one media session in its life.
+   */
+  async claimStream(callId: string, stream: { streamSid: string; providerCallSid: string }): Promise<StreamClaim> {
+    const [won] = await this.db
       .update(calls)
       .set({
         status: 'in_progress',
@@ -240,7 +257,11 @@ export class CallsService {
         startedAt: sql`coalesce(${calls.startedAt}, now())`,
         updatedAt: sql`now()`,
       })
-      .where(and(eq(calls.id, callId), isNull(calls.endedAt)));
+      .where(and(eq(calls.id, callId), isNull(calls.streamSid), isNull(calls.endedAt)))
+      .returning({ id: calls.id });
+    if (won) return 'claimed';
+    const [row] = await this.db.select({ streamSid: calls.streamSid, endedAt: calls.endedAt }).from(calls).where(eq(calls.id, callId));
+    return !row || row.endedAt ? 'ended' : 'taken';
   }
 
   /** Closes a call once: the first reason wins, later closes change nothing. Returns whether this call closed it. */

@@ -8,6 +8,7 @@ import { runKeys } from './keys.js';
 import { runSimulate } from './simulate.js';
 import { runVoices } from './voices.js';
 import { CommandError, UsageError } from './args.js';
+import { DataDirLockedError } from '../db/data-dir-lock.js';
 
 const HELP = `vocelio ${VERSION}: voice AI agents on the phone
 
@@ -40,12 +41,15 @@ Configuration comes from environment variables (and ./.env); see README.md.
 function fail(err: unknown): never {
   if (err instanceof ConfigError) console.error(`vocelio: configuration error: ${err.message}`);
   else if (err instanceof UsageError) console.error(`vocelio: ${err.message}\nRun "vocelio help" for usage.`);
-  else if (err instanceof CommandError) console.error(`vocelio: ${err.message}`);
+  else if (err instanceof CommandError || err instanceof DataDirLockedError) console.error(`vocelio: ${err.message}`);
   else console.error(`vocelio: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   process.exit(err instanceof UsageError ? 2 : 1);
 }
 
 async function main(argv: string[]): Promise<void> {
+  // Everything this process writes (database, recordings, voices, keys) is owner-only; PGlite and other
+  // libraries create files with 0666 and leave the rest to the umask.
+  process.umask(0o077);
   const [command = 'help', ...rest] = argv;
   if (command === 'help' || command === '--help' || command === '-h') {
     process.stdout.write(HELP);

@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs';
 import type { Config } from '../config.js';
+import { describeWidePermissions, findWidePermissions } from '../shared/data-dir.js';
 import { buildApp } from '../app.js';
 import { openRuntime, startConsumers } from '../runtime.js';
 import { MediaWorkerPool } from '../media/workers/media-worker-pool.js';
@@ -12,6 +14,9 @@ export async function runServe(config: Config, args: string[]): Promise<void> {
   const port = values.port ? Number(values.port) : config.port;
   const embedded = !config.databaseUrl || !config.redisUrl;
   const runtime = await openRuntime(config);
+  // The embedded database directory is restricted when opened; anything else too open (DATA_DIR itself,
+  // recordings, voices) may be the operator's choice, so it is reported, not changed.
+  const tooOpen = existsSync(config.dataDir) ? findWidePermissions(config.dataDir) : null;
   const mediaEngine = await MediaWorkerPool.start({ voicesDir: config.voicesDir, onLog: (msg) => console.error(msg) });
   const app = await buildApp(config, { database: runtime.database, queue: runtime.queue, mediaEngine });
   const log = (msg: string) => app.log.info(msg);
@@ -22,11 +27,13 @@ export async function runServe(config: Config, args: string[]): Promise<void> {
   if (secrets.unreadable > 0) {
     app.log.error(`${secrets.unreadable} tool header values were encrypted with another key (${secrets.foreignKeyIds.join(', ')}); calls using them fail until SECRETS_KEY is that key`);
   }
+  if (tooOpen && tooOpen.entries.length > 0) app.log.warn(describeWidePermissions(config.dataDir, tooOpen));
 
   if (config.autoBootstrap && (await app.organizations.isEmpty())) {
     const result = await bootstrapOrganization(app, { organizationName: 'My organization', email: config.bootstrapEmail });
-    // Printed, not logged: log shippers must never receive the secret.
-    process.stdout.write(`\n${bootstrapBanner(result, config.publicUrl)}\n\n`);
+    // To the terminal (stderr), never the log stream: stdout carries the JSON logs that shippers collect,
+    // and they must never receive the owner key.
+    process.stderr.write(`\n${bootstrapBanner(result, config.publicUrl)}\n\n`);
   }
 
   const consumers = embedded ? await startConsumers(runtime, config, log) : [];

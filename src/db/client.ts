@@ -1,4 +1,3 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
@@ -7,6 +6,8 @@ import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { sql } from 'drizzle-orm';
 import * as schema from './schema.js';
+import { ensurePrivateDir, restrictTree } from '../shared/data-dir.js';
+import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
 
 /** The drizzle database every service uses, whichever engine is underneath. */
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -39,7 +40,10 @@ export interface OpenDatabaseOptions {
 // Postgres returns int8 (counts, sums) as strings by default; our counts fit in a JS number.
 pg.types.setTypeParser(20, (v) => Number.parseInt(v, 10));
 
-/** Opens PostgreSQL when a URL is given, else PGlite under `dataDir/pglite` (created if missing). */
+/**
+ * Opens PostgreSQL when a URL is given, else PGlite under `dataDir/pglite` (created owner-only if missing),
+ * locked to this process: another process opening the same directory gets DataDirLockedError.
+ */
 export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database> {
   if (opts.databaseUrl) {
     const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: opts.poolSize ?? 10, idleTimeoutMillis: 30_000 });
@@ -60,14 +64,27 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
   }
   let client = opts.pglite;
   let describe = 'pglite (in memory)';
+  let lock: DataDirLock | null = null;
   if (!client) {
     if (!opts.dataDir) throw new Error('openDatabase needs databaseUrl, dataDir or pglite');
     const dir = join(opts.dataDir, 'pglite');
-    mkdirSync(dir, { recursive: true });
-    client = await PGlite.create(dir);
+    ensurePrivateDir(opts.dataDir);
+    lock = lockDataDir(opts.dataDir, dir);
+    try {
+      ensurePrivateDir(dir);
+      client = await PGlite.create(dir);
+      // PGlite sets its files' modes itself, past the umask: initdb's (the WAL included) are 0666, files
+      // written later 0644. Like PostgreSQL, which refuses a data directory others can read, we keep it
+      // owner-only: here, and again on close for files written meanwhile.
+      restrictTree(dir);
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
     describe = `pglite ${dir}`;
   }
   const pgliteClient = client;
+  const heldLock = lock;
   const db = drizzlePglite(pgliteClient, { schema }) as unknown as Db;
   return {
     db,
@@ -78,7 +95,12 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
       await db.execute(sql`select 1`);
     },
     close: async () => {
-      if (!pgliteClient.closed) await pgliteClient.close();
+      try {
+        if (!pgliteClient.closed) await pgliteClient.close();
+        if (heldLock && opts.dataDir) restrictTree(join(opts.dataDir, 'pglite'));
+      } finally {
+        heldLock?.release();
+      }
     },
   };
 }

@@ -10,7 +10,7 @@ describe('vocelio serve on the embedded default', () => {
   afterAll(() => rmSync(join(dataDir, '..'), { recursive: true, force: true }));
   let apiKey = '';
 
-  it('starts with no configuration, creates the data dir, prints an API key once and answers /health', async () => {
+  it('starts with no configuration, creates the data dir, prints an API key once (on stderr, not the log stream) and answers /health', async () => {
     const port = await freePort();
     const run = serve(dataDir, port);
     try {
@@ -18,6 +18,9 @@ describe('vocelio serve on the embedded default', () => {
       expect(existsSync(join(dataDir, 'pglite'))).toBe(true);
       const keys = run.output().match(/vk_[A-Za-z0-9_-]{40}/g) ?? [];
       expect(new Set(keys).size).toBe(1);
+      // stdout carries the JSON logs that log shippers collect: the owner key must never be there.
+      expect(run.stderr()).toMatch(/API key \(owner\): +vk_[A-Za-z0-9_-]{40}/);
+      expect(run.stdout()).not.toMatch(/vk_[A-Za-z0-9_-]{40}/);
       apiKey = keys[0]!;
       const res = await fetch(`http://127.0.0.1:${port}/v1/agents`, { headers: { authorization: `Bearer ${apiKey}` } });
       expect(res.status).toBe(200);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -93,6 +93,13 @@ describe('vocelio voices', () => {
     const catalog = await fetchVoiceCatalog(repo.url);
     await installVoice({ baseUrl: repo.url, voicesDir, voice: catalog[key]! });
   };
+
+  it('installs voice files readable by their owner only, in an owner-only directory', async () => {
+    const { dir } = setup();
+    await preinstall(join(dir, 'nested'), 'en_US-amy-low');
+    for (const d of [dir, join(dir, 'nested')]) expect(statSync(d).mode & 0o777).toBe(0o700);
+    for (const f of readdirSync(join(dir, 'nested'))) expect(statSync(join(dir, 'nested', f)).mode & 0o777, f).toBe(0o600);
+  });
 
   it('does not download an installed voice again', async () => {
     const { dir, env } = setup();

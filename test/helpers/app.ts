@@ -42,11 +42,11 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
 }
 
 /** Builds the real app on a fresh database (and real Redis when REDIS_URL is set, isolated by key prefix). */
-export async function testApp(env: Record<string, string> = {}, extra: { mediaEngine?: MediaEngine } = {}): Promise<TestApp> {
+export async function testApp(env: Record<string, string> = {}, extra: { mediaEngine?: MediaEngine; now?: () => number } = {}): Promise<TestApp> {
   const config = testConfig(env);
   const database = await freshDatabase();
   const redis = config.redisUrl ? new Redis(config.redisUrl, { keyPrefix: `t${randomBytes(4).toString('hex')}:` }) : undefined;
-  const app = await buildApp(config, { database, redis, mediaEngine: extra.mediaEngine });
+  const app = await buildApp(config, { database, redis, mediaEngine: extra.mediaEngine, now: extra.now });
   await app.ready();
 
   const as = (key: string, opts: InjectOptions) =>

@@ -19,7 +19,10 @@ export async function freePort(): Promise<number> {
 /** A running `vocelio serve` child process. */
 export interface ServeProcess {
   child: ChildProcess;
+  /** stdout and stderr together, in arrival order. */
   output: () => string;
+  stdout: () => string;
+  stderr: () => string;
   exited: Promise<number | null>;
 }
 
@@ -34,10 +37,18 @@ export function serve(dataDir: string, port: number): ServeProcess {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+    stdout += d.toString();
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    out += d.toString();
+    stderr += d.toString();
+  });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, output: () => out, exited };
+  return { child, output: () => out, stdout: () => stdout, stderr: () => stderr, exited };
 }
 
 /** Waits until `/health` answers 200; returns how long that took. */
@@ -49,4 +60,22 @@ export async function waitForHealth(port: number, timeoutMs: number): Promise<nu
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`no /health within ${timeoutMs} ms`);
+}
+
+/** A finished `vocelio` command. */
+export interface CommandRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs one `vocelio` command to completion on the embedded default (no DATABASE_URL or REDIS_URL). */
+export function runVocelio(args: string[], env: Record<string, string>): Promise<CommandRun> {
+  const { DATABASE_URL: _d, REDIS_URL: _r, ...base } = process.env;
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...base, LOG_LEVEL: 'warn', VOCELIO_FROM_SOURCE: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
 }

@@ -26,11 +26,18 @@ export async function freshDatabase(): Promise<Database> {
   };
 }
 
+/** The tag of this test run's databases: the pid of the vitest process that made the template. */
+function runTag(): string {
+  const template = inject('dbTemplate');
+  return template.kind === 'postgres' ? template.runTag : 'x';
+}
+
 /** A new PostgreSQL database (a copy of `template`, or empty) on the run's DATABASE_URL server, for tests that start processes. */
 export async function freshPostgresUrl(template?: string): Promise<{ url: string; drop(): Promise<void> }> {
   const adminUrl = process.env.DATABASE_URL;
   if (!adminUrl) throw new Error('freshPostgresUrl needs DATABASE_URL');
-  const name = `vocelio_t_${randomBytes(6).toString('hex')}`;
+  // Named after the run (its pid) so that the run's teardown drops its own copies and no other run's.
+  const name = `vocelio_t_${runTag()}_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   try {

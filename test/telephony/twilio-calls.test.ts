@@ -134,6 +134,31 @@ describe('phone calls through Twilio', () => {
     expect(stored).toMatchObject({ status: 'completed', durationSeconds: 42, endReason: 'carrier_completed' });
     expect(stored.answeredAt).not.toBeNull();
     expect(stored.endedAt).not.toBeNull();
+    expect(stored.answeredAt!.getTime()).toBeLessThanOrEqual(stored.endedAt!.getTime());
+  });
+
+  it('never sets answeredAt after endedAt when the in-progress callback arrives after completed', async () => {
+    const call = (await placeOutbound({ machineDetection: false })).json<{ id: string; providerCallSid: string }>();
+    const answered = twilio.prepareStatusCallback(call.providerCallSid, 'in-progress');
+    const completed = twilio.prepareStatusCallback(call.providerCallSid, 'completed', { CallDuration: '42' });
+    expect((await twilio.deliver(completed)).status).toBe(204);
+    await new Promise((r) => setTimeout(r, 20));
+    expect((await twilio.deliver(answered)).status).toBe(204);
+    const stored = await rig.t.app.calls.get(rig.org.id, call.id);
+    expect(stored.status).toBe('completed');
+    // Answered 42 billed seconds before the end: the only answer time the carrier's reports support.
+    expect(stored.endedAt!.getTime() - stored.answeredAt!.getTime()).toBe(42_000);
+  });
+
+  it('keeps answeredAt empty on a no-answer call when a late in-progress callback arrives', async () => {
+    const call = (await placeOutbound({ machineDetection: false })).json<{ id: string; providerCallSid: string }>();
+    const answered = twilio.prepareStatusCallback(call.providerCallSid, 'in-progress');
+    const noAnswer = twilio.prepareStatusCallback(call.providerCallSid, 'no-answer');
+    expect((await twilio.deliver(noAnswer)).status).toBe(204);
+    expect((await twilio.deliver(answered)).status).toBe(204);
+    const stored = await rig.t.app.calls.get(rig.org.id, call.id);
+    expect(stored).toMatchObject({ status: 'no_answer', endReason: 'not_answered', answeredAt: null });
+    expect(stored.endedAt).not.toBeNull();
   });
 
   it('AMD human: the agent holds its first message until the verdict, then speaks first', async () => {
@@ -275,6 +300,62 @@ describe('phone calls through Twilio', () => {
     expect(part.rawPayload.equals(body.subarray(0, 44))).toBe(true);
     const other = await rig.t.createOrg('Eavesdropper');
     expect((await rig.t.as(other.keys.owner, { method: 'GET', url: detail.recording.url })).statusCode).toBe(404);
+  }, 30_000);
+
+  // The close code within `ms`, or 'open' if the server kept the socket.
+  const closeCodeWithin = async (client: TwilioStreamClient, ms: number): Promise<number | 'open'> =>
+    Promise.race([client.closed.then((c) => c.code), new Promise<'open'>((r) => setTimeout(() => r('open'), ms))]);
+
+  it('answers a replayed voice webhook of a live call without a new stream token, and the live call carries on', async () => {
+    const { call: fakeCall, response } = await twilio.startInboundCall({ from: CALLER, to: number.phoneNumber });
+    const { url, token } = streamOf(response.body);
+    const live = new TwilioStreamClient({ url, customParameters: { token } });
+    await live.connect();
+    const stored = (await rig.t.app.calls.byProviderSid(fakeCall.sid))!;
+    await until(() => rig.t.app.callSessions.has(stored.id));
+    const session = rig.t.app.callSessions.get(stored.id);
+
+    // An attacker captured the signed request and posts it again, byte for byte.
+    const captured = twilio.deliveries.find((d) => d.params.CallSid === fakeCall.sid && d.url.endsWith('/twilio/voice'))!;
+    const replay = await twilio.postWebhook(captured.url, captured.params);
+    expect(replay.status).toBe(200);
+    expect(replay.body).not.toContain('<Stream');
+    expect(replay.body).not.toContain('name="token"');
+
+    await live.waitFor((m) => m.event === 'mark', 8000);
+    expect(rig.t.app.callSessions.get(stored.id)).toBe(session);
+    expect((await rig.t.app.calls.get(rig.org.id, stored.id)).endedAt).toBeNull();
+    live.stop();
+    await live.closed;
+  }, 30_000);
+
+  it('lets only one of two streams from a retried voice webhook run the call, and the refused one changes nothing', async () => {
+    const { call: fakeCall, response } = await twilio.startInboundCall({ from: CALLER, to: number.phoneNumber });
+    // Twilio asks again before any stream started (a retry after a timeout): both answers carry a valid token.
+    const retried = await twilio.requestVoiceUrl(fakeCall.sid);
+    const a = streamOf(response.body);
+    const b = streamOf(retried);
+    expect(b.token).not.toBe(a.token);
+
+    const first = new TwilioStreamClient({ url: a.url, customParameters: { token: a.token }, callSid: fakeCall.sid });
+    await first.connect();
+    const stored = (await rig.t.app.calls.byProviderSid(fakeCall.sid))!;
+    await until(() => rig.t.app.callSessions.has(stored.id));
+    const session = rig.t.app.callSessions.get(stored.id);
+    const { streamSid } = await rig.t.app.calls.get(rig.org.id, stored.id);
+
+    const second = new TwilioStreamClient({ url: b.url, customParameters: { token: b.token }, callSid: fakeCall.sid });
+    await second.connect();
+    expect(await closeCodeWithin(second, 5000)).toBe(1008);
+
+    await first.waitFor((m) => m.event === 'mark', 8000);
+    expect(rig.t.app.callSessions.get(stored.id)).toBe(session);
+    const during = await rig.t.app.calls.get(rig.org.id, stored.id);
+    expect(during).toMatchObject({ endedAt: null, streamSid });
+    expect(streamSid).toBe(first.streamSid);
+    first.stop();
+    await first.closed;
+    expect((await rig.waitForEnd(stored.id)).endReason).toBe('stream_stopped');
   }, 30_000);
 
   it("refuses another organization's access to calls", async () => {

@@ -113,6 +113,12 @@ async function answerCall(app: FastifyInstance, req: FastifyRequest, p: Params):
     call = inbound;
   }
   if (call.endedAt) return sayAndHangupTwiml(LINES.error);
+  // Twilio asks for a call's TwiML once; asking again while its stream is live is a replayed request, whose
+  // answer only the replayer reads. A token here would let a second socket try to join the call.
+  if (call.streamSid) {
+    req.log.warn({ callId: call.id, callSid: sid, ip: req.ip }, 'voice webhook for a call whose media stream is live; no stream token issued');
+    return sayAndHangupTwiml(LINES.error);
+  }
   const agent = call.agentId ? await app.agents.get(call.organizationId, call.agentId).catch(() => null) : null;
   if (!agent) return sayAndHangupTwiml(LINES.notInService);
   const token = await app.calls.issueStreamToken(call);

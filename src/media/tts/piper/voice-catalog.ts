@@ -320,7 +320,7 @@ async function downloadTo(
           yield chunk;
         }
       },
-      createWriteStream(tempPath, { flags: 'wx' }),
+      createWriteStream(tempPath, { flags: 'wx', mode: 0o600 }),
       { signal },
     );
   } catch (err) {
@@ -374,7 +374,8 @@ export async function installVoice(options: {
 }): Promise<InstallResult> {
   const { baseUrl, voicesDir, voice, signal, onProgress } = options;
   const files = voiceFiles(voice);
-  await mkdir(voicesDir, { recursive: true });
+  // Owner-only like everything under DATA_DIR, whatever the process umask.
+  await mkdir(voicesDir, { recursive: true, mode: 0o700 });
 
   const kept: VoiceFile[] = [];
   const pending: VoiceFile[] = [];
