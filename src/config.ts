@@ -48,6 +48,8 @@ export interface Config {
   http: HttpTimeouts;
   /** Media Streams sockets that have not yet presented an accepted `start`. */
   mediaStream: { startTimeoutMs: number; maxPending: number; maxPendingPerAddress: number };
+  /** Durable events and the event stream (`EVENTS_*`, `EVENT_STREAM_*`). */
+  events: EventsConfig;
   /** When set, `/metrics` requires `Authorization: Bearer <token>`. */
   metricsToken?: string;
   /** An S3-compatible bucket for call recordings (`RECORDINGS_S3_*`); unset: files under `DATA_DIR/recordings`. */
@@ -57,6 +59,20 @@ export interface Config {
   /** `SECRETS_KEY`: the 32-byte key that encrypts tool secrets at rest; unset, one is kept in `DATA_DIR`. */
   secretsKey?: Uint8Array;
   providers: ProviderConfig;
+}
+
+/** Durable events and `GET /v1/events/stream`. */
+export interface EventsConfig {
+  /** How often a node looks for new events without a PostgreSQL notification (a fallback). */
+  pollMs: number;
+  /** Dispatched events older than this are deleted, and can no longer be replayed. */
+  retentionDays: number;
+  /** A comment line this often keeps idle streams open through proxies. */
+  streamHeartbeatMs: number;
+  /** Unsent bytes a stream client may leave unread before it is disconnected. */
+  streamMaxBufferedBytes: number;
+  /** Streams one organization may hold open on one node. */
+  streamMaxPerOrganization: number;
 }
 
 /** The HTTP server's timeouts, in ms. */
@@ -251,6 +267,13 @@ export function loadConfig(env: Env = process.env): Config {
       startTimeoutMs: int(env, 'MEDIA_START_TIMEOUT_MS', 5000, 100, 60_000),
       maxPending: int(env, 'MEDIA_PENDING_SOCKETS_MAX', 200, 1, 100_000),
       maxPendingPerAddress: int(env, 'MEDIA_PENDING_SOCKETS_PER_ADDRESS', 20, 1, 100_000),
+    },
+    events: {
+      pollMs: int(env, 'EVENTS_POLL_MS', 2000, 10, 60_000),
+      retentionDays: int(env, 'EVENTS_RETENTION_DAYS', 30, 1, 3650),
+      streamHeartbeatMs: int(env, 'EVENT_STREAM_HEARTBEAT_MS', 15_000, 10, 300_000),
+      streamMaxBufferedBytes: int(env, 'EVENT_STREAM_MAX_BUFFERED_BYTES', 1_048_576, 1024, 64 * 1_048_576),
+      streamMaxPerOrganization: int(env, 'EVENT_STREAM_MAX_PER_ORGANIZATION', 100, 1, 100_000),
     },
     metricsToken: str(env, 'METRICS_TOKEN'),
     toolsAllowPrivateNetwork: bool(env, 'TOOLS_ALLOW_PRIVATE_NETWORK', false),

@@ -7,3 +7,4 @@ export * from '../calls/calls.table.js';
 export * from '../billing/usage.table.js';
 export * from '../numbers/numbers.table.js';
 export * from '../organizations/invitations.table.js';
+export * from '../events/events.table.js';

@@ -17,6 +17,7 @@ export const ID_PREFIXES = {
   usage: 'use',
   phoneNumber: 'pn',
   invitation: 'inv',
+  event: 'evt',
 } as const;
 
 export type IdPrefix = (typeof ID_PREFIXES)[keyof typeof ID_PREFIXES];
