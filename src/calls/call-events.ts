@@ -1,9 +1,11 @@
 import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 
-/** Live events of calls, for dashboards and webhooks. */
+/**
+ * Live events of calls, for dashboards: not stored, fanned out to every node. What must not be lost
+ * (created, started, answered, ended ...) is a durable event in `src/events/` instead.
+ */
 export type CallEvent =
-  | { type: 'call.started'; callId: string; organizationId: string; at: string }
   | { type: 'call.speech_started'; callId: string; organizationId: string; at: string; streamMs: number }
   | { type: 'call.speech_stopped'; callId: string; organizationId: string; at: string; streamMs: number; durationMs: number }
   | { type: 'call.dtmf'; callId: string; organizationId: string; at: string; digit: string }

@@ -4,6 +4,8 @@ import type { Database } from '../db/client.js';
 import { cliServices } from '../cli/services.js';
 import { bootstrapOrganization } from '../organizations/bootstrap.js';
 import { CallsService } from './calls.service.js';
+import { events } from '../events/events.table.js';
+import { eq } from 'drizzle-orm';
 
 describe('CallsService', () => {
   let database: Database;
@@ -70,5 +72,37 @@ describe('CallsService', () => {
     expect(results.filter((r) => r === 'taken')).toHaveLength(3);
     const winner = sids[results.indexOf('claimed')];
     expect(await calls.get(orgId, call.id)).toMatchObject({ streamSid: winner, status: 'in_progress', endedAt: null });
+  });
+
+  const eventsOf = (callId: string) => database.db.select().from(events).where(eq(events.subject, callId)).orderBy(events.id);
+
+  it('writes call.created with the call, in the same transaction', async () => {
+    const call = await calls.create(orgId, { agentId: null, direction: 'outbound', fromNumber: '+15550001111', toNumber: '+15550003333', idempotencyKey: 'once', campaignId: 'cmp_1', contactId: 'con_1' });
+    expect(await eventsOf(call.id)).toEqual([
+      expect.objectContaining({
+        organizationId: orgId,
+        type: 'call.created',
+        payload: { callId: call.id, direction: 'outbound', agentId: null, from: '+15550001111', to: '+15550003333', status: 'queued', campaignId: 'cmp_1', contactId: 'con_1' },
+      }),
+    ]);
+    // A create that fails (the same Idempotency-Key again) leaves no event behind.
+    const before = (await database.db.select().from(events)).length;
+    await expect(calls.create(orgId, { agentId: null, direction: 'outbound', idempotencyKey: 'once' })).rejects.toThrow();
+    expect(await database.db.select().from(events)).toHaveLength(before);
+  });
+
+  it('writes call.started once, for the stream that wins the claim', async () => {
+    const call = await newCall();
+    const sids = ['MZe', 'MZf', 'MZg'];
+    const results = await Promise.all(sids.map((streamSid) => calls.claimStream(call.id, { streamSid, providerCallSid: 'CA-started-once' })));
+    const started = (await eventsOf(call.id)).filter((e) => e.type === 'call.started');
+    expect(started).toHaveLength(1);
+    expect(started[0]!.payload).toEqual({ callId: call.id, streamSid: sids[results.indexOf('claimed')], providerCallSid: 'CA-started-once', startedAt: expect.any(String) });
+    // A late start for an ended call claims nothing and writes nothing.
+    await calls.close(call.id, 'stream_stopped');
+    const late = await newCall();
+    await calls.close(late.id, 'socket_closed');
+    await calls.claimStream(late.id, { streamSid: 'MZh', providerCallSid: 'CA-late-2' });
+    expect((await eventsOf(late.id)).map((e) => e.type)).toEqual(['call.created']);
   });
 });

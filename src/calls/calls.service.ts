@@ -1,8 +1,9 @@
 import { and, desc, eq, gt, gte, isNull, lt, sql } from 'drizzle-orm';
-import type { Db } from '../db/client.js';
+import type { Db, Tx } from '../db/client.js';
 import { newId, randomToken } from '../shared/ids.js';
 import { notFound } from '../shared/errors.js';
 import { sha256 } from '../auth/api-keys.service.js';
+import { EventsService } from '../events/events.service.js';
 import { calls, callTurns, streamTokens, type AnsweredBy, type CallRow, type CallStatus, type EndReason } from './calls.table.js';
 
 /** What is known about a call before its media arrives. */
@@ -69,11 +70,30 @@ export const STREAM_TOKEN_TTL_MS = 120_000;
 
 /** Call records and the tokens that let one media stream attach to one call. */
 export class CallsService {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly events = new EventsService(db),
+  ) {}
 
-  /** Creates the call row; it exists before any audio so that nothing about the call can be lost. */
+  /**
+   * Creates the call row; it exists before any audio so that nothing about the call can be lost. The
+   * `call.created` event is written in the same transaction.
+   */
   async create(organizationId: string, input: NewCall): Promise<CallRow> {
-    const [row] = await this.db
+    return this.db.transaction(async (tx) => {
+      const row = await this.insert(tx, organizationId, input);
+      await this.events.record(tx, {
+        organizationId,
+        type: 'call.created',
+        subject: row.id,
+        payload: { callId: row.id, direction: row.direction, agentId: row.agentId, from: row.fromNumber, to: row.toNumber, status: row.status, campaignId: row.campaignId, contactId: row.contactId },
+      });
+      return row;
+    });
+  }
+
+  private async insert(tx: Tx, organizationId: string, input: NewCall): Promise<CallRow> {
+    const [row] = await tx
       .insert(calls)
       .values({
         id: newId('call'),
@@ -248,17 +268,27 @@ export class CallsService {
    * and an ended call is never reopened. A call has at most one media session in its life.
    */
   async claimStream(callId: string, stream: { streamSid: string; providerCallSid: string }): Promise<StreamClaim> {
-    const [won] = await this.db
-      .update(calls)
-      .set({
-        status: 'in_progress',
-        streamSid: stream.streamSid,
-        providerCallSid: sql`coalesce(${calls.providerCallSid}, ${stream.providerCallSid})`,
-        startedAt: sql`coalesce(${calls.startedAt}, now())`,
-        updatedAt: sql`now()`,
-      })
-      .where(and(eq(calls.id, callId), isNull(calls.streamSid), isNull(calls.endedAt)))
-      .returning({ id: calls.id });
+    const won = await this.db.transaction(async (tx) => {
+      const [row] = await tx
+        .update(calls)
+        .set({
+          status: 'in_progress',
+          streamSid: stream.streamSid,
+          providerCallSid: sql`coalesce(${calls.providerCallSid}, ${stream.providerCallSid})`,
+          startedAt: sql`coalesce(${calls.startedAt}, now())`,
+          updatedAt: sql`now()`,
+        })
+        .where(and(eq(calls.id, callId), isNull(calls.streamSid), isNull(calls.endedAt)))
+        .returning({ id: calls.id, organizationId: calls.organizationId, startedAt: calls.startedAt, providerCallSid: calls.providerCallSid });
+      if (!row) return false;
+      await this.events.record(tx, {
+        organizationId: row.organizationId,
+        type: 'call.started',
+        subject: row.id,
+        payload: { callId: row.id, startedAt: (row.startedAt ?? new Date()).toISOString(), providerCallSid: row.providerCallSid, streamSid: stream.streamSid },
+      });
+      return true;
+    });
     if (won) return 'claimed';
     const [row] = await this.db.select({ streamSid: calls.streamSid, endedAt: calls.endedAt }).from(calls).where(eq(calls.id, callId));
     return !row || row.endedAt ? 'ended' : 'taken';

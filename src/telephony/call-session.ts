@@ -116,7 +116,6 @@ export class CallSession {
     if (this.deps.media) {
       this.channel = this.deps.media.open(this.info.callId, { minSilenceMs: agent?.stt.endpointingMs, minSpeechMs: agent?.interruption.minSpeechMs }, (e) => this.onMediaEvent(e));
     }
-    this.publish({ type: 'call.started' });
     if (agent?.recording.enabled) this.startRecording();
     if (agent && agent.voice.provider !== 'echo') {
       const problems = this.deps.providers?.problems(agent, this.channel) ?? ['no conversation providers'];
