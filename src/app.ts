@@ -26,6 +26,7 @@ import type { TelephonyProvider } from './telephony/provider/telephony-provider.
 import { callControlPlugin, callRoutes, testCallRoutes } from './calls/index.js';
 import { recordingsPlugin, recordingRoutes } from './calls/recordings/index.js';
 import type { MediaEngine } from './media/media-engine.js';
+import { eventsPlugin, eventRoutes, type EventFeed } from './events/index.js';
 
 /** The product version, shown in OpenAPI and logs. */
 export const VERSION = '0.1.0';
@@ -56,6 +57,8 @@ export interface AppDeps {
   telephony?: TelephonyProvider | null;
   /** The clock time-dependent rules read (login throttling); default `Date.now`. */
   now?: () => number;
+  /** The process's durable-event feed (shared with the dispatcher); default: the app opens its own. */
+  eventFeed?: EventFeed;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -138,6 +141,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(recordingsPlugin, {});
   await app.register(numbersPlugin);
   await app.register(callControlPlugin);
+  await app.register(eventsPlugin, { feed: deps.eventFeed });
 
   await app.register(healthRoutes);
   await app.register(twilioWebhookRoutes);
@@ -156,6 +160,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       await v1.register(memberRoutes, { prefix: '/members' });
       await v1.register(invitationRoutes, { prefix: '/invitations' });
       await v1.register(auditRoutes, { prefix: '/audit-log' });
+      await v1.register(eventRoutes, { prefix: '/events' });
     },
     { prefix: '/v1' },
   );

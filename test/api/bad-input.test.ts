@@ -533,7 +533,9 @@ describe('request input', () => {
 
     it('answers random path parameters and query strings on every route with a documented status, never a 5xx', async () => {
       const random = prng(FUZZ_SEED + 7);
-      const routes = t.app.routeTable.filter((r) => !r.url.startsWith('/docs') && r.url !== '/twilio/media');
+      // The event stream never ends, so inject() would wait for ever on a valid request; its input is
+      // checked case by case in event-stream.test.ts instead.
+      const routes = t.app.routeTable.filter((r) => !r.url.startsWith('/docs') && r.url !== '/twilio/media' && r.url !== '/v1/events/stream');
       expect(routes.length).toBeGreaterThan(30);
       const undocumented: string[] = [];
       for (const route of routes) {

@@ -3,7 +3,11 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { eq } from 'drizzle-orm';
 import { BIN, freePort, serve, waitForHealth } from '../helpers/cli.js';
+import { SseClient } from '../helpers/sse.js';
+import { openDatabase } from '../../src/db/client.js';
+import { events } from '../../src/events/events.table.js';
 
 describe('vocelio serve on the embedded default', () => {
   const dataDir = join(mkdtempSync(join(tmpdir(), 'vocelio-cli-')), 'data');
@@ -51,6 +55,36 @@ describe('vocelio serve on the embedded default', () => {
       run.child.kill('SIGTERM');
     }
     expect(await run.exited).toBe(0);
+  }, 60_000);
+
+  it("streams a call's events, dispatches them in the same process, and still stops cleanly with a stream open", async () => {
+    const port = await freePort();
+    const run = serve(dataDir, port);
+    const base = `http://127.0.0.1:${port}`;
+    const auth = { authorization: `Bearer ${apiKey}` };
+    let stream: SseClient | undefined;
+    let callId = '';
+    try {
+      await waitForHealth(port, 20_000);
+      stream = await SseClient.open(`${base}/v1/events/stream`, auth);
+      expect(stream.status).toBe(200);
+      const agent = (await (await fetch(`${base}/v1/agents`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'Echo', voice: { provider: 'echo', voiceId: 'echo' } }) })).json()) as { id: string };
+      callId = ((await (await fetch(`${base}/v1/agents/${agent.id}/test-calls`, { method: 'POST', headers: auth })).json()) as { callId: string }).callId;
+      await stream.waitFor((m) => m.event === 'call.created' && m.json.subject === callId, 10_000);
+    } finally {
+      run.child.kill('SIGTERM');
+    }
+    expect(await run.exited).toBe(0);
+    // The server ended the open stream on its way out instead of waiting for the client.
+    await stream?.ended;
+    // With the database free again: the embedded server ran the dispatcher, so the event is stamped and dispatched.
+    const database = await openDatabase({ dataDir });
+    try {
+      const rows = await database.db.select().from(events).where(eq(events.subject, callId));
+      expect(rows).toEqual([expect.objectContaining({ type: 'call.created', seq: expect.any(Number), dispatchedAt: expect.any(Date) })]);
+    } finally {
+      await database.close();
+    }
   }, 60_000);
 
   it('stops with one clear line when a variable is bad', async () => {
