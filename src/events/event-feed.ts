@@ -46,14 +46,20 @@ export class EventFeed {
 
   /** Starts listening; resolves once the feed knows where "now" is. Idempotent. */
   start(): Promise<void> {
-    this.starting ??= (async () => {
+    if (this.starting) return this.starting;
+    const starting = (async () => {
       this.lastSeq = await this.events.maxSeq();
       this.listening = await listen(this.database, EVENTS_CHANNEL, () => this.wake(), this.opts.onError);
       this.timer = setInterval(() => this.wake(), this.opts.pollMs);
       this.timer.unref();
       this.wake();
     })();
-    return this.starting;
+    // A failed start (the database unreachable for a moment) is tried again by the next caller.
+    starting.catch(() => {
+      if (this.starting === starting) this.starting = null;
+    });
+    this.starting = starting;
+    return starting;
   }
 
   /** The sequence number of the last event handed to listeners. */

@@ -33,8 +33,9 @@ const description = [
   '`call.transcript` (`role`, `text`, `final`: interim caller words are `final: false`; `interrupted` when the caller cut the agent off),',
   '`call.agent_state` (`state`: `listening`, `thinking`, `speaking`), `call.tool` (`name`, `ok`, `ms`), `call.interrupted` (`heardText`),',
   '`call.dtmf` (`digit`), `call.status` (the carrier\'s `status`), `call.answered_by` (`answeredBy`), `call.ended` (`reason`, as the media',
-  'session saw it). A comment line (`: heartbeat`) comes every 15 s. A client that stops reading is disconnected once about 1 MiB',
-  'waits for it, rather than buffered without bound: reconnect with `Last-Event-ID`.',
+  'session saw it). Filter with `callId` and `types` (patterns like `call.*`). A comment line (`: heartbeat`) keeps an idle stream',
+  'open (every 15 s by default). A client that stops reading is disconnected once a limit of unsent bytes (1 MiB by default) waits',
+  'for it, rather than buffered without bound: reconnect with `Last-Event-ID`. Too many open streams for one organization: 429.',
 ].join(' ');
 
 /** `GET /v1/events/stream`: the organization's live and durable events as Server-Sent Events. */
@@ -48,7 +49,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
       headers: StreamHeaders,
       response: {
         200: { description: 'the event stream; it stays open until either side closes it', content: { 'text/event-stream': { schema: { type: 'string' } } } },
-        ...errorResponses(404),
+        ...errorResponses(404, 429),
       },
     },
     config: { access: { resource: 'calls', role: 'viewer' } },
