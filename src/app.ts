@@ -19,11 +19,12 @@ import { auditPlugin, auditRoutes } from './audit/index.js';
 import { organizationsPlugin, memberRoutes, meRoutes, invitationRoutes, invitationAcceptRoutes } from './organizations/index.js';
 import { authServicesPlugin, apiKeyRoutes, sessionRoutes } from './auth/index.js';
 import { agentsPlugin, agentRoutes } from './agents/index.js';
-import { telephonyPlugin } from './telephony/index.js';
+import { carrierPlugin, telephonyPlugin } from './telephony/index.js';
 import { numbersPlugin, numberRoutes } from './numbers/index.js';
+import { billingPlugin } from './billing/index.js';
 import { twilioWebhookRoutes } from './telephony/webhooks/routes.js';
 import type { TelephonyProvider } from './telephony/provider/telephony-provider.js';
-import { callControlPlugin, callRoutes, testCallRoutes } from './calls/index.js';
+import { callsPlugin, callRoutes, testCallRoutes } from './calls/index.js';
 import { recordingsPlugin, recordingRoutes } from './calls/recordings/index.js';
 import type { MediaEngine } from './media/media-engine.js';
 
@@ -134,10 +135,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(organizationsPlugin);
   await app.register(agentsPlugin);
   await app.register(authPlugin);
-  await app.register(telephonyPlugin, { mediaEngine: deps.mediaEngine ?? null, telephony: deps.telephony });
+  await app.register(callsPlugin);
+  await app.register(billingPlugin);
   await app.register(recordingsPlugin, {});
+  await app.register(carrierPlugin, { telephony: deps.telephony });
   await app.register(numbersPlugin);
-  await app.register(callControlPlugin);
+  await app.register(telephonyPlugin, { mediaEngine: deps.mediaEngine ?? null });
 
   await app.register(healthRoutes);
   await app.register(twilioWebhookRoutes);
