@@ -12,8 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import type { Worker } from 'node:worker_threads';
-import type { MediaWorkerPool } from '../src/media/workers/media-worker-pool.js';
+import type { WorkerStats } from '../src/media/workers/media-worker-pool.js';
 import { writeTestPiperVoice } from '../test/fakes/piper-model.js';
 import { startBenchServer, type Backends, type BenchServer } from './api-server.js';
 import { FAKE_KEYS, type BargeInPlan, type CallMode, type CallerResult, type FakesWindow, type FromCallers, type FromFakes, type ToCallers, type ToFakes } from './call-protocol.js';
@@ -228,12 +227,12 @@ async function sampleRss(ms: number): Promise<number> {
 const mean = (xs: number[]): number => (xs.length > 0 ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN);
 
 /**
- * The pool's worker threads, read for their event-loop utilization only. The pool keeps them private and
- * offers no such figure; if its shape changes this returns [] and the VAD cost reads as unmeasured.
+ * Busy time of the pool's workers between two `stats().perWorker` reads; NaN when a worker was replaced in
+ * between (a crash), since the sum would then mix two threads.
  */
-function poolWorkers(pool: MediaWorkerPool): Worker[] {
-  const slots = (pool as unknown as { slots?: Array<{ worker?: Worker }> }).slots;
-  return Array.isArray(slots) ? slots.flatMap((slot) => (slot.worker ? [slot.worker] : [])) : [];
+function workersBusyMs(start: WorkerStats[], end: WorkerStats[]): number {
+  const same = start.length > 0 && end.length === start.length && end.every((w) => start.some((s) => s.id === w.id));
+  return same ? end.reduce((ms, w) => ms + w.busyMs - start.find((s) => s.id === w.id)!.busyMs, 0) : Number.NaN;
 }
 
 /** The fake providers' child process, as the level uses it. */
@@ -380,7 +379,7 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
     let cpuStart = process.cpuUsage();
     let wallStart = performance.now();
     let measured: Measured | null = null;
-    let workersAtStart: Array<{ worker: Worker; elu: ReturnType<Worker['performance']['eventLoopUtilization']> }> = [];
+    let workersAtStart: WorkerStats[] = [];
     let framesAtStart = 0;
     let ttsAtStart = pool.stats().ttsTotals;
     let machineBusyStart = machineBusyMs();
@@ -410,7 +409,7 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
             framesAtStart = framesNow();
             ttsAtStart = pool.stats().ttsTotals;
             machineBusyStart = machineBusyMs();
-            workersAtStart = poolWorkers(pool).map((worker) => ({ worker, elu: worker.performance.eventLoopUtilization() }));
+            workersAtStart = pool.stats().perWorker;
             for (const r of [latencies.echoOverheadMs, latencies.turnOverheadMs, latencies.turnResponseMs, latencies.bargeInMs]) r.reset();
             fakes?.windowStart();
             eld.reset();
@@ -433,10 +432,9 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
             const cpu = process.cpuUsage(cpuStart);
             eld.disable();
             if (sampler) clearInterval(sampler);
-            // A worker replaced during the window (crash) would make the sum meaningless.
-            const sameWorkers = workersAtStart.length > 0 && poolWorkers(pool).every((w) => workersAtStart.some((s) => s.worker === w));
-            const workerActiveMs = sameWorkers ? workersAtStart.reduce((ms, s) => ms + s.worker.performance.eventLoopUtilization(s.elu).active, 0) : Number.NaN;
-            const tts = pool.stats().ttsTotals;
+            const poolNow = pool.stats();
+            const workerActiveMs = workersBusyMs(workersAtStart, poolNow.perWorker);
+            const tts = poolNow.ttsTotals;
             measured = {
               wallMs,
               machinePct: ((machineBusyMs() - machineBusyStart) / wallMs) * 100,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig, s3SettingsFromEnv } from './config.js';
 
 const load = (env: Record<string, string>) => loadConfig(env);
 const failure = (env: Record<string, string>): ConfigError => {
@@ -105,5 +105,39 @@ describe('loadConfig', () => {
     expect(load({}).http).toEqual({ requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 65_000, connectionsCheckingIntervalMs: 1000 });
     expect(load({ HTTP_REQUEST_TIMEOUT_MS: '800', HTTP_HEADERS_TIMEOUT_MS: '500' }).http.connectionsCheckingIntervalMs).toBe(50);
     expect(failure({ HTTP_REQUEST_TIMEOUT_MS: '5000', HTTP_HEADERS_TIMEOUT_MS: '6000' }).variable).toBe('HTTP_HEADERS_TIMEOUT_MS');
+  });
+});
+
+describe('s3SettingsFromEnv', () => {
+  const full = {
+    RECORDINGS_S3_ENDPOINT: 'http://minio:9000/',
+    RECORDINGS_S3_BUCKET: 'calls',
+    RECORDINGS_S3_REGION: 'eu-central-1',
+    RECORDINGS_S3_ACCESS_KEY_ID: 'AK',
+    RECORDINGS_S3_SECRET_ACCESS_KEY: 'SK',
+  };
+
+  it('is undefined when no RECORDINGS_S3_ variable is set', () => {
+    expect(s3SettingsFromEnv({})).toBeUndefined();
+  });
+
+  it('reads the bucket settings', () => {
+    expect(s3SettingsFromEnv(full)).toEqual({ endpoint: 'http://minio:9000', bucket: 'calls', region: 'eu-central-1', accessKeyId: 'AK', secretAccessKey: 'SK', sessionToken: undefined });
+  });
+
+  it("defaults to AWS's regional endpoint", () => {
+    const { RECORDINGS_S3_ENDPOINT: _e, ...aws } = full;
+    expect(s3SettingsFromEnv(aws)?.endpoint).toBe('https://s3.eu-central-1.amazonaws.com');
+  });
+
+  it('names the missing variable when the settings are incomplete', () => {
+    const { RECORDINGS_S3_SECRET_ACCESS_KEY: _s, ...partial } = full;
+    expect(() => s3SettingsFromEnv(partial)).toThrow(ConfigError);
+    expect(() => s3SettingsFromEnv(partial)).toThrow(/RECORDINGS_S3_SECRET_ACCESS_KEY/);
+  });
+
+  it('refuses an endpoint that is not an http(s) base URL', () => {
+    expect(() => s3SettingsFromEnv({ ...full, RECORDINGS_S3_ENDPOINT: 'ftp://x' })).toThrow(/RECORDINGS_S3_ENDPOINT/);
+    expect(() => s3SettingsFromEnv({ ...full, RECORDINGS_S3_ENDPOINT: 'http://user:pw@x' })).toThrow(/RECORDINGS_S3_ENDPOINT/);
   });
 });

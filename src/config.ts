@@ -2,7 +2,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
-import { s3SettingsFromEnv, type S3Settings } from './calls/recordings/recording-store.js';
 
 /** Where and how each external provider is reached; base URLs exist so tests and self-hosters can redirect them. */
 export interface ProviderConfig {
@@ -73,6 +72,18 @@ export interface EventsConfig {
   streamMaxBufferedBytes: number;
   /** Streams one organization may hold open on one node. */
   streamMaxPerOrganization: number;
+}
+
+/** An S3-compatible bucket. */
+export interface S3Settings {
+  /** Base URL of the service, e.g. `https://s3.eu-west-1.amazonaws.com` or `http://minio:9000`; objects are addressed path-style. */
+  endpoint: string;
+  bucket: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** Temporary credentials' session token, if any. */
+  sessionToken?: string;
 }
 
 /** The HTTP server's timeouts, in ms. */
@@ -227,6 +238,34 @@ function pairRequired(env: Env, a: string, b: string): void {
     const missing = str(env, a) ? b : a;
     throw new ConfigError(missing, `must be set together with ${missing === a ? b : a}`);
   }
+}
+
+/** The bucket from `RECORDINGS_S3_*` variables, or undefined when none is set; throws ConfigError naming a bad one. */
+export function s3SettingsFromEnv(env: Env): S3Settings | undefined {
+  const get = (name: string) => str(env, name);
+  const names = ['RECORDINGS_S3_ENDPOINT', 'RECORDINGS_S3_BUCKET', 'RECORDINGS_S3_REGION', 'RECORDINGS_S3_ACCESS_KEY_ID', 'RECORDINGS_S3_SECRET_ACCESS_KEY'];
+  if (names.every((n) => get(n) === undefined)) return undefined;
+  for (const n of ['RECORDINGS_S3_BUCKET', 'RECORDINGS_S3_ACCESS_KEY_ID', 'RECORDINGS_S3_SECRET_ACCESS_KEY']) {
+    if (!get(n)) throw new ConfigError(n, 'must be set when any RECORDINGS_S3_* variable is set');
+  }
+  const region = get('RECORDINGS_S3_REGION') ?? 'us-east-1';
+  const endpoint = get('RECORDINGS_S3_ENDPOINT') ?? `https://s3.${region}.amazonaws.com`;
+  let parsed: URL;
+  try {
+    parsed = new URL(endpoint);
+  } catch {
+    throw new ConfigError('RECORDINGS_S3_ENDPOINT', `is not a valid URL: "${endpoint}"`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new ConfigError('RECORDINGS_S3_ENDPOINT', 'must start with http:// or https://');
+  if (parsed.username || parsed.password || parsed.search || parsed.hash) throw new ConfigError('RECORDINGS_S3_ENDPOINT', 'must be a plain base URL (no credentials, query or fragment)');
+  return {
+    endpoint: endpoint.replace(/\/+$/, ''),
+    bucket: get('RECORDINGS_S3_BUCKET')!,
+    region,
+    accessKeyId: get('RECORDINGS_S3_ACCESS_KEY_ID')!,
+    secretAccessKey: get('RECORDINGS_S3_SECRET_ACCESS_KEY')!,
+    sessionToken: get('RECORDINGS_S3_SESSION_TOKEN'),
+  };
 }
 
 /** Builds the configuration from environment variables; throws ConfigError naming the first bad variable. */

@@ -1,22 +1,32 @@
 import fp from 'fastify-plugin';
-import { CallControl } from '../telephony/call-control.js';
+import { CallsService } from './calls.service.js';
+import { CallTurnsService } from './call-turns.service.js';
+import { CallEventBus } from './call-events.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Outbound calls and hangups at the carrier. */
-    callControl: CallControl;
+    /** Call records and stream tokens. */
+    calls: CallsService;
+    /** Call transcripts, turn by turn. */
+    callTurns: CallTurnsService;
+    /** Live call events, fanned out over Redis when configured. */
+    callEvents: CallEventBus;
   }
 }
 
-/** Registers call control (needs calls, agents, numbers and the telephony provider). */
-export const callControlPlugin = fp(
+/** Registers call records, transcripts and the live call event bus (over Redis when configured). */
+export const callsPlugin = fp(
   async (app) => {
-    app.decorate(
-      'callControl',
-      new CallControl({ calls: app.calls, agents: app.agents, numbers: app.numbers, telephony: app.telephony, sessions: app.callSessions, publicUrl: app.config.publicUrl, log: app.log }),
-    );
+    app.decorate('calls', new CallsService(app.db));
+    app.decorate('callTurns', new CallTurnsService(app.db));
+    const events = new CallEventBus(app.redis);
+    await events.start();
+    app.decorate('callEvents', events);
+    app.addHook('onClose', async () => {
+      await events.close();
+    });
   },
-  { name: 'call-control', dependencies: ['telephony', 'numbers'] },
+  { name: 'calls', dependencies: ['db', 'rate-limit'] },
 );
 
 export { callRoutes } from './calls.routes.js';

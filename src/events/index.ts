@@ -38,7 +38,7 @@ export const eventsPlugin = fp(
       if (!opts.feed) await feed.close();
     });
   },
-  { name: 'events', dependencies: ['db', 'metrics'], decorators: { fastify: ['callEvents'] } },
+  { name: 'events', dependencies: ['db', 'metrics', 'calls'] },
 );
 
 export { eventRoutes } from './routes.js';

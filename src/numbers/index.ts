@@ -8,7 +8,7 @@ declare module 'fastify' {
   }
 }
 
-/** Registers the numbers service (needs the telephony provider, which may be absent). */
+/** Registers the numbers service (needs the carrier, which may be absent). */
 export const numbersPlugin = fp(
   async (app) => {
     app.decorate(
@@ -19,7 +19,7 @@ export const numbersPlugin = fp(
       }),
     );
   },
-  { name: 'numbers', dependencies: ['db', 'agents', 'telephony'] },
+  { name: 'numbers', dependencies: ['db', 'agents', 'carrier'] },
 );
 
 export { numberRoutes } from './routes.js';

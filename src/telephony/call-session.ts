@@ -18,8 +18,8 @@ import type { CallLatencies } from './call-latency.js';
 import { OutboundAudio, FRAME_BYTES } from './media-stream/outbound-audio.js';
 import type { TwilioOutbound } from './media-stream/twilio-protocol.js';
 
-/** What a session needs from the rest of the platform. */
-export interface CallSessionDeps {
+/** The platform services a session uses: the same for every call of a node, held by the CallSessionFactory. */
+export interface CallSessionServices {
   calls: CallsService;
   events: CallEventBus;
   media: MediaEngine | null;
@@ -36,11 +36,19 @@ export interface CallSessionDeps {
   /** Where finished recordings go, and the data dir for the partial files. */
   recordings: RecordingStore;
   dataDir: string;
-  log: FastifyBaseLogger;
   latencies: CallLatencies;
+}
+
+/** A session's link to the media socket that carries its call. */
+export interface CallSocketIo {
+  log: FastifyBaseLogger;
   send(msg: TwilioOutbound): void;
   /** Closes the socket once the call has ended. */
   hangUp(code: number, reason: string): void;
+}
+
+/** What a session needs from the rest of the platform. */
+export interface CallSessionDeps extends CallSessionServices, CallSocketIo {
   onEnded(session: CallSession): void;
 }
 

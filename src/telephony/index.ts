@@ -1,14 +1,12 @@
 import fp from 'fastify-plugin';
 import websocket from '@fastify/websocket';
-import { CallsService } from '../calls/calls.service.js';
-import { CallEventBus } from '../calls/call-events.js';
 import type { MediaEngine } from '../media/media-engine.js';
 import type { CallSession } from './call-session.js';
+import { CallSessionFactory } from './call-session-factory.js';
+import { CallControl } from './call-control.js';
 import { MAX_MESSAGE_BYTES } from './media-stream/twilio-protocol.js';
 import { mediaStreamRoutes } from './media-stream/route.js';
 import { CallLatencies } from './call-latency.js';
-import { CallTurnsService } from '../calls/call-turns.service.js';
-import { UsageService } from '../billing/usage.service.js';
 import { createConversationProviders, type ConversationProviders } from '../agents/conversation/providers.js';
 import { SttPrewarm } from '../agents/conversation/stt-prewarm.js';
 import type { TelephonyProvider } from './provider/telephony-provider.js';
@@ -16,20 +14,16 @@ import { TwilioProvider } from './provider/twilio-provider.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Call records and stream tokens. */
-    calls: CallsService;
-    /** Live call events, fanned out over Redis when configured. */
-    callEvents: CallEventBus;
     /** The calls whose media socket this node holds. */
     callSessions: Map<string, CallSession>;
+    /** Builds the session of each call whose media socket this node accepts. */
+    callSessionFactory: CallSessionFactory;
+    /** Outbound calls and hangups at the carrier. */
+    callControl: CallControl;
     /** Worker-thread media processing (VAD now, TTS later); null runs calls without it. */
     mediaEngine: MediaEngine | null;
     /** Our own call-path latencies (Prometheus histograms plus recent samples). */
     callLatencies: CallLatencies;
-    /** Call transcripts, turn by turn. */
-    callTurns: CallTurnsService;
-    /** Metered provider usage per call. */
-    usage: UsageService;
     /** STT, LLM and TTS providers from the configuration. */
     conversationProviders: ConversationProviders;
     /** STT connections opened as soon as a call is known, before its media arrives. */
@@ -39,9 +33,9 @@ declare module 'fastify' {
   }
 }
 
-/** Calls, live sessions and the Twilio Media Streams socket. */
-export const telephonyPlugin = fp(
-  async (app, opts: { mediaEngine: MediaEngine | null; telephony?: TelephonyProvider | null }) => {
+/** The carrier: Twilio when an account is configured, the given provider (tests, embedders), or none. */
+export const carrierPlugin = fp(
+  async (app, opts: { telephony?: TelephonyProvider | null }) => {
     const twilio = app.config.providers.twilio;
     app.decorate(
       'telephony',
@@ -51,36 +45,63 @@ export const telephonyPlugin = fp(
           ? new TwilioProvider({ accountSid: twilio.accountSid, authToken: twilio.authToken, apiKeySid: twilio.apiKeySid, apiKeySecret: twilio.apiKeySecret, baseUrl: twilio.baseUrl })
           : null,
     );
-    app.decorate('calls', new CallsService(app.db));
-    const events = new CallEventBus(app.redis);
-    await events.start();
-    app.decorate('callEvents', events);
-    app.decorate('callSessions', new Map<string, CallSession>());
+  },
+  { name: 'carrier' },
+);
+
+/** Live calls on this node: the Twilio Media Streams socket, call sessions, and call control at the carrier. */
+export const telephonyPlugin = fp(
+  async (app, opts: { mediaEngine: MediaEngine | null }) => {
+    const sessions = new Map<string, CallSession>();
+    app.decorate('callSessions', sessions);
     app.decorate('mediaEngine', opts.mediaEngine);
-    app.decorate('callLatencies', new CallLatencies(app.metrics));
-    app.decorate('callTurns', new CallTurnsService(app.db));
-    app.decorate('usage', new UsageService(app.db));
+    const latencies = new CallLatencies(app.metrics);
+    app.decorate('callLatencies', latencies);
     const providers = await createConversationProviders(app.config);
     app.decorate('conversationProviders', providers);
     const prewarm = new SttPrewarm(providers);
     app.decorate('sttPrewarm', prewarm);
+    app.decorate(
+      'callSessionFactory',
+      new CallSessionFactory(
+        {
+          calls: app.calls,
+          events: app.callEvents,
+          media: opts.mediaEngine,
+          providers,
+          sttPrewarm: prewarm,
+          turns: app.callTurns,
+          usage: app.usage,
+          toolsAllowPrivateNetwork: app.config.toolsAllowPrivateNetwork,
+          telephony: app.telephony,
+          publicUrl: app.config.publicUrl,
+          recordings: app.recordings,
+          dataDir: app.config.dataDir,
+          latencies,
+        },
+        { sessions, liveCalls: latencies.liveCalls },
+      ),
+    );
+    app.decorate(
+      'callControl',
+      new CallControl({ calls: app.calls, agents: app.agents, numbers: app.numbers, telephony: app.telephony, sessions, publicUrl: app.config.publicUrl, log: app.log }),
+    );
     // Closing the app ends every live call with a reason before the database goes away. Added before
     // the websocket plugin so it runs before that plugin's own preClose drops every socket unannounced.
     app.addHook('preClose', async () => {
-      await Promise.all([...app.callSessions.values()].map((s) => s.end('server_shutdown')));
+      await Promise.all([...sessions.values()].map((s) => s.end('server_shutdown')));
     });
     // Answering-machine verdicts reach whichever node got the webhook; the node holding the call acts.
-    events.subscribe((e) => {
+    app.callEvents.subscribe((e) => {
       if (e.type !== 'call.answered_by') return;
       const answeredBy = e.answeredBy === 'human' || e.answeredBy === 'machine' || e.answeredBy === 'fax' ? e.answeredBy : 'unknown';
-      app.callSessions.get(e.callId)?.onAnsweredBy(answeredBy);
+      sessions.get(e.callId)?.onAnsweredBy(answeredBy);
     });
     await app.register(websocket, { options: { maxPayload: MAX_MESSAGE_BYTES } });
     await app.register(mediaStreamRoutes);
     app.addHook('onClose', async () => {
       prewarm.close();
-      await events.close();
     });
   },
-  { name: 'telephony', dependencies: ['db', 'rate-limit', 'agents', 'metrics'] },
+  { name: 'telephony', dependencies: ['db', 'calls', 'billing', 'recordings', 'carrier', 'numbers', 'agents', 'metrics'] },
 );

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testApp, type TestApp, type TestOrg } from '../helpers/app.js';
 import { TwilioStreamClient } from '../../src/simulator/twilio-stream-client.js';
 import { MediaWorkerPool } from '../../src/media/workers/media-worker-pool.js';
+import { MediaFaults } from '../helpers/media-faults.js';
 import type { CallEvent } from '../../src/calls/call-events.js';
 
 const FIXTURES = join(import.meta.dirname, '../fixtures/audio');
@@ -14,12 +15,13 @@ describe('the media path: socket, worker pool and Silero VAD', () => {
   let t: TestApp;
   let org: TestOrg;
   let pool: MediaWorkerPool;
+  const faults = new MediaFaults();
   let url: string;
   let echoAgentId: string;
   const events: CallEvent[] = [];
 
   beforeAll(async () => {
-    pool = await MediaWorkerPool.start({ size: 2 });
+    pool = await MediaWorkerPool.start({ size: 2, spawnWorker: faults.spawn });
     t = await testApp({}, { mediaEngine: pool });
     org = await t.createOrg();
     const address = await t.app.listen({ port: 0, host: '127.0.0.1' });
@@ -101,11 +103,12 @@ describe('the media path: socket, worker pool and Silero VAD', () => {
   }, 30_000);
 
   it('gives no new calls to a lagging worker', async () => {
-    const [laggy, healthy] = pool.workerIds();
-    pool.stallWorker(laggy!, 80, 3000);
+    const [laggy, healthy] = pool.stats().perWorker.map((w) => w.id);
+    const isHealthy = (id: number) => pool.stats().perWorker.find((w) => w.id === id)?.healthy;
+    faults.stall(laggy, 80, 3000);
     const deadline = Date.now() + 5000;
-    while (pool.isHealthy(laggy!) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    expect(pool.isHealthy(laggy!)).toBe(false);
+    while (isHealthy(laggy!) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(isHealthy(laggy!)).toBe(false);
     const dialed = [await dial(), await dial(), await dial()];
     for (const d of dialed) {
       await new Promise((r) => setTimeout(r, 20));
@@ -122,7 +125,7 @@ describe('the media path: socket, worker pool and Silero VAD', () => {
     const b = await dial();
     await a.client.silence(100);
     await b.client.silence(100);
-    pool.crashWorkerOf(a.call.id);
+    faults.crash(pool.workerOf(a.call.id));
     const closed = await a.client.closed;
     expect(closed.code).toBe(1000);
     expect(await t.app.calls.get(org.id, a.call.id)).toMatchObject({ endReason: 'worker_crashed' });

@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin';
-import { createRecordingStore, type RecordingStore } from './recording-store.js';
+import { createRecordingStore } from './create-recording-store.js';
+import type { RecordingStore } from './recording-store.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -18,13 +19,7 @@ export const recordingsPlugin = fp(
 
 export { recordingRoutes, parseRange } from './routes.js';
 export { CallRecorder, type CallRecorderOptions, type FinishedRecording } from './call-recorder.js';
-export {
-  LocalRecordingStore,
-  S3RecordingStore,
-  createRecordingStore,
-  recordingKey,
-  recordingTempDir,
-  s3SettingsFromEnv,
-  type RecordingStore,
-  type S3Settings,
-} from './recording-store.js';
+export { recordingKey, recordingTempDir, type ByteRange, type RecordingStore } from './recording-store.js';
+export { LocalRecordingStore } from './local-recording-store.js';
+export { S3RecordingStore } from './s3-recording-store.js';
+export { createRecordingStore, type RecordingsConfig } from './create-recording-store.js';

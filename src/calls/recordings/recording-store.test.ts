@@ -6,7 +6,10 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { buffer } from 'node:stream/consumers';
 import { AppError } from '../../shared/errors.js';
-import { LocalRecordingStore, S3RecordingStore, createRecordingStore, isValidRecordingKey, recordingKey, recordingTempDir } from './recording-store.js';
+import { isValidRecordingKey, recordingKey, recordingTempDir } from './recording-store.js';
+import { LocalRecordingStore } from './local-recording-store.js';
+import { S3RecordingStore } from './s3-recording-store.js';
+import { createRecordingStore } from './create-recording-store.js';
 
 const KEY = 'org_01jd5z3k8m0000000000000000/call_01jd5z3k8m0000000000000000.wav';
 

@@ -7,9 +7,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
-import { ConfigError } from '../../config.js';
 import { AppError, ProviderError } from '../../shared/errors.js';
-import { S3RecordingStore, s3SettingsFromEnv, signS3Request, type S3Settings } from './recording-store.js';
+import type { S3Settings } from '../../config.js';
+import { S3RecordingStore, signS3Request } from './s3-recording-store.js';
 
 const ACCESS_KEY = 'AKIDVOCELIOTEST';
 const SECRET = 'vocelio/test+secret';
@@ -235,39 +235,5 @@ describe('S3RecordingStore', () => {
   it('refuses keys that are not recording keys before sending anything', async () => {
     await expect(store.stat('../other-bucket/x')).rejects.toThrow(/invalid recording key/);
     expect(s3.seen).toEqual([]);
-  });
-});
-
-describe('s3SettingsFromEnv', () => {
-  const full = {
-    RECORDINGS_S3_ENDPOINT: 'http://minio:9000/',
-    RECORDINGS_S3_BUCKET: 'calls',
-    RECORDINGS_S3_REGION: 'eu-central-1',
-    RECORDINGS_S3_ACCESS_KEY_ID: 'AK',
-    RECORDINGS_S3_SECRET_ACCESS_KEY: 'SK',
-  };
-
-  it('is undefined when no RECORDINGS_S3_ variable is set', () => {
-    expect(s3SettingsFromEnv({})).toBeUndefined();
-  });
-
-  it('reads the bucket settings', () => {
-    expect(s3SettingsFromEnv(full)).toEqual({ endpoint: 'http://minio:9000', bucket: 'calls', region: 'eu-central-1', accessKeyId: 'AK', secretAccessKey: 'SK', sessionToken: undefined });
-  });
-
-  it("defaults to AWS's regional endpoint", () => {
-    const { RECORDINGS_S3_ENDPOINT: _e, ...aws } = full;
-    expect(s3SettingsFromEnv(aws)?.endpoint).toBe('https://s3.eu-central-1.amazonaws.com');
-  });
-
-  it('names the missing variable when the settings are incomplete', () => {
-    const { RECORDINGS_S3_SECRET_ACCESS_KEY: _s, ...partial } = full;
-    expect(() => s3SettingsFromEnv(partial)).toThrow(ConfigError);
-    expect(() => s3SettingsFromEnv(partial)).toThrow(/RECORDINGS_S3_SECRET_ACCESS_KEY/);
-  });
-
-  it('refuses an endpoint that is not an http(s) base URL', () => {
-    expect(() => s3SettingsFromEnv({ ...full, RECORDINGS_S3_ENDPOINT: 'ftp://x' })).toThrow(/RECORDINGS_S3_ENDPOINT/);
-    expect(() => s3SettingsFromEnv({ ...full, RECORDINGS_S3_ENDPOINT: 'http://user:pw@x' })).toThrow(/RECORDINGS_S3_ENDPOINT/);
   });
 });

@@ -16,9 +16,15 @@ export interface MediaWorkerPoolOptions {
   /** Directory of Piper voices (`<name>.onnx` + `<name>.onnx.json`), loaded lazily by each worker. */
   voicesDir?: string;
   onLog?: (msg: string) => void;
+  /**
+   * Starts one worker thread on `workerData`; default: the media worker (`media-worker-main`). Tests pass one
+   * that starts a wrapper of it (fault injection), so no test hook ships in the worker itself.
+   */
+  spawnWorker?: (workerData: MediaWorkerData) => Worker;
 }
 
 interface Slot {
+  /** The worker's thread id, kept from its start (Node sets `threadId` to -1 once the thread exits). */
   id: number;
   worker: Worker;
   ready: Promise<void>;
@@ -30,10 +36,29 @@ interface Slot {
   ttsAudioMs: number;
 }
 
+/** One worker thread's figures. */
+export interface WorkerStats {
+  /** The worker's thread id (as `workerOf` returns); a replaced worker has a new one. */
+  id: number;
+  /** Calls whose media this worker carries. */
+  calls: number;
+  /** Event-loop delay p99 beyond the sampling resolution, over the worker's last report interval (1 s). */
+  lagP99Ms: number;
+  /** Whether it takes new calls (its lag is within `maxLagMs`). */
+  healthy: boolean;
+  /** Mean VAD time per frame over the last report interval. */
+  vadMeanMs: number;
+  /** Time its event loop was busy / idle since the thread started (Node's event-loop utilization), ms. */
+  busyMs: number;
+  idleMs: number;
+}
+
 /** Live figures of the pool, for metrics and benchmarks. */
 export interface PoolStats {
   workers: number;
   calls: number;
+  /** Each worker, in pool order; differences of `busyMs` between two reads give a window's CPU use. */
+  perWorker: WorkerStats[];
   maxLagP99Ms: number;
   vadMeanMs: number;
   /**
@@ -52,7 +77,6 @@ export interface PoolStats {
  */
 export class MediaWorkerPool implements MediaEngine {
   private readonly slots: Slot[] = [];
-  private nextId = 0;
   private nextRequestId = 0;
   private readonly ttsTotals = { requests: 0, synthMs: 0, audioMs: 0 };
   private closing = false;
@@ -86,6 +110,10 @@ export class MediaWorkerPool implements MediaEngine {
       vadMeanMs: this.slots.reduce((m, s) => Math.max(m, s.vadMeanMs), 0),
       ttsRtf: ttsAudioMs > 0 ? ttsSynthMs / ttsAudioMs : null,
       ttsTotals: { ...this.ttsTotals },
+      perWorker: this.slots.map((s) => {
+        const { active, idle } = s.worker.performance.eventLoopUtilization();
+        return { id: s.id, calls: s.calls.size, lagP99Ms: s.lagP99Ms, healthy: s.lagP99Ms <= this.maxLagMs, vadMeanMs: s.vadMeanMs, busyMs: active, idleMs: idle };
+      }),
     };
   }
 
@@ -139,34 +167,11 @@ export class MediaWorkerPool implements MediaEngine {
     return this.slots.find((s) => s.calls.has(callId))?.id;
   }
 
-  /** Ids of the workers, in pool order. */
-  workerIds(): number[] {
-    return this.slots.map((s) => s.id);
-  }
-
-  /** Test hook: makes worker `id` lag (blocks its event loop `ms` every 100 ms for `forMs`). */
-  stallWorker(id: number, ms: number, forMs: number): void {
-    const slot = this.slots.find((s) => s.id === id);
-    if (slot) this.post(slot, { kind: 'stall', ms, forMs });
-  }
-
-  /** Test hook: crashes the worker that carries `callId`. */
-  crashWorkerOf(callId: string): void {
-    const slot = this.slots.find((s) => s.calls.has(callId));
-    if (slot) this.post(slot, { kind: 'crash' });
-  }
-
   async close(): Promise<void> {
     this.closing = true;
     for (const timer of this.respawnTimers) clearTimeout(timer);
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
     this.slots.length = 0;
-  }
-
-  /** Whether worker `id` currently takes new calls. */
-  isHealthy(id: number): boolean {
-    const slot = this.slots.find((s) => s.id === id);
-    return slot !== undefined && slot.lagP99Ms <= this.maxLagMs;
   }
 
   // Least-loaded among the healthy; if every worker lags, still the least loaded: refusing the call would be worse.
@@ -184,12 +189,12 @@ export class MediaWorkerPool implements MediaEngine {
 
   private spawn(): Slot {
     const workerData: MediaWorkerData = { voicesDir: this.opts.voicesDir };
-    const worker = startWorker(siblingModule(import.meta.url, 'media-worker'), { workerData });
+    const worker = this.opts.spawnWorker ? this.opts.spawnWorker(workerData) : startWorker(siblingModule(import.meta.url, 'media-worker-main'), { workerData });
     let slotReady = false;
     let markReady!: () => void;
     let failReady!: (err: Error) => void;
     const slot: Slot = {
-      id: this.nextId++,
+      id: worker.threadId,
       worker,
       ready: new Promise<void>((resolve, reject) => {
         markReady = resolve;

@@ -14,11 +14,7 @@ export type ToWorker =
   /** Speak `text` with Piper voice `voice` for call `callId`; answered by tts_audio..., then tts_end or tts_error. */
   | { kind: 'tts'; callId: string; requestId: number; text: string; voice: string; speakerId?: number; speed: number }
   /** Drop request `requestId`: no more tts_audio is sent for it, and no tts_end. */
-  | { kind: 'tts_cancel'; requestId: number }
-  /** Test hook: makes the worker throw, to prove crash recovery. */
-  | { kind: 'crash' }
-  /** Test hook: blocks the worker's event loop for `ms` every 100 ms for `forMs`, to prove lag handling. */
-  | { kind: 'stall'; ms: number; forMs: number };
+  | { kind: 'tts_cancel'; requestId: number };
 
 /** Media worker -> main thread. */
 export type FromWorker =

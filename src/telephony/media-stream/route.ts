@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { Counter, Gauge } from 'prom-client';
 import type { WebSocket } from 'ws';
 import { SecretKeyError } from '../../shared/secret-box.js';
-import { CallSession } from '../call-session.js';
+import type { CallSession } from '../call-session.js';
 import type { ErrorBody } from '../../plugins/errors.js';
 import { encodeTwilioMessage, parseTwilioMessage, ProtocolError, type StartMessage, type TwilioInbound } from './twilio-protocol.js';
 import { PendingSockets, type ReleaseSlot } from './pending-sockets.js';
@@ -116,7 +116,7 @@ export async function mediaStreamRoutes(app: FastifyInstance): Promise<void> {
         await app.calls.close(call.id, 'socket_closed');
         return;
       }
-      session = new CallSession(
+      session = app.callSessionFactory.create(
         // The carrier's sid as the webhook stored it (Twilio's start message carries the same one).
         { callId: call.id, organizationId: call.organizationId, streamSid: msg.start.streamSid, callSid: call.providerCallSid ?? msg.start.callSid, agent,
           variables: call.variables,
@@ -126,20 +126,7 @@ export async function mediaStreamRoutes(app: FastifyInstance): Promise<void> {
           awaitAnsweredBy: call.direction === 'outbound' && call.machineDetection,
         },
         {
-          calls: app.calls,
-          events: app.callEvents,
-          media: app.mediaEngine,
-          providers: app.conversationProviders,
-          sttPrewarm: app.sttPrewarm,
-          turns: app.callTurns,
-          usage: app.usage,
-          toolsAllowPrivateNetwork: app.config.toolsAllowPrivateNetwork,
-          telephony: app.telephony,
-          publicUrl: app.config.publicUrl,
-          recordings: app.recordings,
-          dataDir: app.config.dataDir,
-          latencies: app.callLatencies,
-          log: log.child({ callId: call.id }),
+          log,
           send: (out) => {
             if (socket.readyState === socket.OPEN) socket.send(encodeTwilioMessage(out));
           },
@@ -147,14 +134,8 @@ export async function mediaStreamRoutes(app: FastifyInstance): Promise<void> {
             state = 'closed';
             if (socket.readyState === socket.OPEN) socket.close(code, reason);
           },
-          onEnded: (s) => {
-            app.callSessions.delete(s.info.callId);
-            app.callLatencies.liveCalls.set(app.callSessions.size);
-          },
         },
       );
-      app.callSessions.set(call.id, session);
-      app.callLatencies.liveCalls.set(app.callSessions.size);
       session.start();
       state = 'live';
       releaseSlot();

@@ -9,19 +9,21 @@ import { writeTestPiperVoice } from '../../../../test/fakes/piper-model.js';
 import { ProviderError } from '../../../shared/errors.js';
 import type { MediaChannel, MediaEvent } from '../../media-engine.js';
 import { MediaWorkerPool } from '../../workers/media-worker-pool.js';
+import { MediaFaults } from '../../../../test/helpers/media-faults.js';
 
 const HELLO = new Uint8Array(readFileSync(new URL('../../../../test/fixtures/audio/hello.ulaw', import.meta.url)));
 const SENTENCES = (n: number) => Array.from({ length: n }, (_, i) => `This is sentence number ${i}.`).join(' ');
 
 let dir: string;
 let pool: MediaWorkerPool;
+const faults = new MediaFaults();
 let callNo = 0;
 const logs: string[] = [];
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'piper-worker-'));
   await writeTestPiperVoice(dir, 'test-voice');
-  pool = await MediaWorkerPool.start({ size: 1, voicesDir: dir, onLog: (m) => logs.push(m) });
+  pool = await MediaWorkerPool.start({ size: 1, voicesDir: dir, onLog: (m) => logs.push(m), spawnWorker: faults.spawn });
 });
 afterAll(async () => {
   await pool.close();
@@ -134,7 +136,7 @@ describe('Piper in the media worker', () => {
     const channel = openCall();
     const chunks = speak(channel, SENTENCES(500))[Symbol.asyncIterator]();
     await chunks.next();
-    pool.crashWorkerOf(`call-${callNo - 1}`);
+    faults.crash(pool.workerOf(`call-${callNo - 1}`));
     const err = await caught((async () => {
       for (;;) if ((await chunks.next()).done) return;
     })());
