@@ -85,7 +85,11 @@ export type LlmDelta =
   | { kind: 'text'; text: string }
   /** A complete tool call (the provider assembles the streamed argument fragments). */
   | { kind: 'tool_call'; call: ToolCall }
-  | { kind: 'usage'; model: string; inputTokens: number; outputTokens: number }
+  /**
+   * Tokens the request used, named by the endpoint (`provider`) and model that answered. `estimated` when the
+   * provider reported none (a stream we cut, a server that sends no usage) and we counted them ourselves.
+   */
+  | { kind: 'usage'; provider: string; model: string; inputTokens: number; outputTokens: number; estimated?: boolean }
   | { kind: 'done'; finishReason: string };
 
 /** A streaming chat model (OpenAI Chat Completions or any compatible server). */
