@@ -5,7 +5,7 @@ import type { Agent } from '../agents.schemas.js';
 import type { MediaChannel } from '../../media/media-engine.js';
 import type { SttProvider, TtsOptions, TtsProvider } from '../../media/providers.js';
 import { FallbackLlm } from '../../media/llm/fallback-llm.js';
-import type { ChatModel } from './conversation.js';
+import type { ChatModel } from './conversation-deps.js';
 
 /** Builds each call's providers from the process configuration. */
 export interface ConversationProviders {
