@@ -109,6 +109,18 @@ export interface TtsOptions {
   speed: number;
   /** Aborting stops synthesis at once and ends the iteration. */
   signal: AbortSignal;
+  /**
+   * Receives the provider's character timings as they come, each before the audio it describes; providers
+   * that have none (Piper) never call it. Asking may change the request (ElevenLabs' with-timestamps stream).
+   */
+  onTimings?(timings: TtsCharTimings): void;
+}
+
+/** When characters of the text sound: ms from the start of its audio, one entry per character, in text order. */
+export interface TtsCharTimings {
+  chars: string[];
+  startsMs: number[];
+  endsMs: number[];
 }
 
 /** A text-to-speech provider. */

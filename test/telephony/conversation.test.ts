@@ -232,7 +232,7 @@ describe('a conversation with an agent, end to end', () => {
 const MS_PER_CHAR = 60;
 const words = (text: string): number => text.split(/\s+/).filter(Boolean).length;
 /** The part of `sentences` (spoken one chunk each, joined by spaces) that `playedMs` of audio carried. */
-function heardPrefix(sentences: string[], playedMs: number): string {
+function heardPrefix(sentences: string[], playedMs: number, msPerChar = MS_PER_CHAR): string {
   let left = playedMs;
   const out: string[] = [];
   for (const s of sentences) {
@@ -242,7 +242,7 @@ function heardPrefix(sentences: string[], playedMs: number): string {
       left -= ms;
       continue;
     }
-    out.push(s.slice(0, Math.floor(left / MS_PER_CHAR)));
+    out.push(s.slice(0, Math.floor(left / msPerChar)));
     break;
   }
   return out.join(' ');
@@ -301,6 +301,42 @@ describe('what the caller heard, and what the model used', () => {
     expect(repeatedRoles(next)).toEqual([]);
     client.stop();
     await client.closed;
+  }, 40_000);
+
+  it('cuts at the character timings the TTS gave, not in proportion, when it gives them', async () => {
+    // The fake says the text is spoken in the first half of its audio: the timings, not the length, decide.
+    rig.elevenlabs.setOptions({ timingScale: 0.5 });
+    const sentence = 'Our kitchen opens at nine every weekday morning and closes late in the evening on most days.';
+    let n = 0;
+    rig.openai.setRespond(() => (++n === 1 ? { text: sentence } : { text: 'Okay.' }));
+    const agentId = await rig.createAgent({ voice: { provider: 'elevenlabs', voiceId: 'voice-rachel', speed: 1 } });
+    let played = 0;
+    let playedAtClear: number | null = null;
+    const { call, client } = await rig.dial(agentId, {
+      onEvent: (e) => {
+        if (e.type === 'played') played++;
+        if (e.type === 'received' && e.msg.event === 'clear') playedAtClear ??= played;
+      },
+    });
+    try {
+      await client.speak(fixture('hello.ulaw'));
+      await client.waitFor((m) => m.event === 'media', 8000);
+      const firstFrameAt = client.received.find((r) => r.msg.event === 'media')!.at;
+      await until(() => client.now() >= firstFrameAt + 1000, 10_000);
+      await client.speak(fixture('two-utterances.ulaw').subarray(0, 8000 * 2));
+      await until(() => playedAtClear !== null, 5000);
+      const byTimings = heardPrefix([sentence], playedAtClear! * 20, MS_PER_CHAR * 0.5);
+      const byLength = heardPrefix([sentence], playedAtClear! * 20);
+      expect(words(byTimings) - words(byLength)).toBeGreaterThan(2);
+      const turns = await rig.waitForTurns(call.id, (ts) => ts.some((x) => x.role === 'assistant' && x.interrupted));
+      const cut = turns.find((x) => x.role === 'assistant' && x.interrupted)!;
+      expect(sentence.startsWith(cut.text)).toBe(true);
+      expect(Math.abs(words(cut.text) - words(byTimings))).toBeLessThanOrEqual(1);
+    } finally {
+      rig.elevenlabs.setOptions({ timingScale: 1 });
+      client.stop();
+      await client.closed;
+    }
   }, 40_000);
 
   it('never sends two caller messages in a row when the caller cut in before the agent said anything', async () => {

@@ -12,7 +12,7 @@ export interface SpokenChunk {
   audioMs: number;
   /** All of its audio is queued (its mark follows). */
   complete: boolean;
-  /** Per character of `text`, when its sound ends, ms from the start of the chunk's audio (TTS timings). */
+  /** Per character of `text`, when its sound ends, ms from the start of the chunk's audio (TTS timings; empty: none). */
   charEndsMs?: number[];
 }
 
@@ -32,7 +32,7 @@ export function heardPart(chunk: SpokenChunk, playedMs: number, msPerChar = DEFA
   const duration = chunk.complete ? chunk.audioMs : Math.max(chunk.audioMs, chunk.text.length * msPerChar);
   const reached = Math.min(into, chunk.audioMs);
   if (chunk.complete && reached >= duration) return chunk.text;
-  const chars = chunk.charEndsMs ? chunk.charEndsMs.filter((end) => end <= reached).length : (chunk.text.length * reached) / duration;
+  const chars = chunk.charEndsMs?.length ? chunk.charEndsMs.filter((end) => end <= reached).length : (chunk.text.length * reached) / duration;
   return cutAtWord(chunk.text, chars);
 }
 

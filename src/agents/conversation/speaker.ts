@@ -1,5 +1,5 @@
 import type { NewTurn } from '../../calls/call-turns.service.js';
-import type { ToolCall } from '../../media/providers.js';
+import type { ToolCall, TtsCharTimings } from '../../media/providers.js';
 import { epochNow } from '../../media/media-engine.js';
 import { AsyncQueue } from '../../shared/async-queue.js';
 import type { ChatHistory } from './chat-history.js';
@@ -175,11 +175,14 @@ export class Speaker {
     const { agent, tts, voice } = this.deps;
     const started = epochNow();
     let chunk: ReturnType<Utterance['startChunk']> | null = null;
-    for await (const audio of tts.synthesize(text, { voice: agent.voice.voiceId, speakerId: agent.voice.speakerId, speed: agent.voice.speed, signal: u.signal })) {
+    // When each character's sound ends, from TTSs that say (they come ahead of their audio).
+    const charEndsMs: number[] = [];
+    const onTimings = (t: TtsCharTimings) => void charEndsMs.push(...t.endsMs);
+    for await (const audio of tts.synthesize(text, { voice: agent.voice.voiceId, speakerId: agent.voice.speakerId, speed: agent.voice.speed, signal: u.signal, onTimings })) {
       if (u.signal.aborted) return;
       if (!u.hasAudio) this.onFirstAudio(u, epochNow() - started, endOfSpeechAt);
       // Where this chunk starts on the caller's timeline: what a barge-in compares the played time with.
-      chunk ??= u.startChunk(text, round, voice.queuedMs);
+      chunk ??= u.startChunk(text, round, voice.queuedMs, charEndsMs);
       voice.play(audio);
       chunk.audioMs += audio.length / 8;
       u.queuedAudioMs += audio.length / 8;

@@ -77,9 +77,12 @@ export class Utterance {
     return this.chunks.map((c) => c.text).join(' ');
   }
 
-  /** Starts a chunk whose audio begins at `startMs` on the caller's timeline. */
-  startChunk(text: string, round: number | null, startMs: number): Chunk {
-    const chunk: Chunk = { text, round, startMs, audioMs: 0, complete: false };
+  /**
+   * Starts a chunk whose audio begins at `startMs` on the caller's timeline; `charEndsMs` (the TTS's
+   * character timings, still filling as audio arrives) places the cut when the caller barges in.
+   */
+  startChunk(text: string, round: number | null, startMs: number, charEndsMs?: number[]): Chunk {
+    const chunk: Chunk = { text, round, startMs, audioMs: 0, complete: false, charEndsMs };
     this.chunks.push(chunk);
     return chunk;
   }
