@@ -1,5 +1,6 @@
 // Does the ElevenLabs SDK add latency to streaming TTS? Time to the first audio byte through ElevenLabsTts
 // (the official SDK) against a bare `fetch` of the same endpoint, both against the local fake, alternating.
+// The endpoint is the with-timestamps stream, which calls use (their character timings place barge-in cuts).
 //   node bin/run-ts.js bench/elevenlabs-sdk-bench.ts [--requests N] (default 50 through each path)
 // Progress goes to stderr; stdout carries exactly one JSON object.
 import { performance } from 'node:perf_hooks';
@@ -38,7 +39,7 @@ async function drain(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<v
 
 async function sdkFirstByte(tts: ElevenLabsTts): Promise<number> {
   const started = performance.now();
-  const chunks = tts.synthesize(TEXT, { voice: VOICE, speed: 1, signal: new AbortController().signal })[Symbol.asyncIterator]();
+  const chunks = tts.synthesize(TEXT, { voice: VOICE, speed: 1, signal: new AbortController().signal, onTimings: () => {} })[Symbol.asyncIterator]();
   const first = await chunks.next();
   const ms = performance.now() - started;
   if (first.done) throw new Error('SDK request returned no audio');
@@ -49,15 +50,22 @@ async function sdkFirstByte(tts: ElevenLabsTts): Promise<number> {
 async function fetchFirstByte(baseUrl: string): Promise<number> {
   const started = performance.now();
   // The same request the SDK makes: path, query, header and snake_case body.
-  const res = await fetch(`${baseUrl}/v1/text-to-speech/${VOICE}/stream?output_format=ulaw_8000`, {
+  const res = await fetch(`${baseUrl}/v1/text-to-speech/${VOICE}/stream/with-timestamps?output_format=ulaw_8000`, {
     method: 'POST',
     headers: { 'xi-api-key': API_KEY, 'content-type': 'application/json', accept: '*/*' },
     body: JSON.stringify({ text: TEXT, model_id: MODEL }),
   });
   if (!res.ok || !res.body) throw new Error(`fetch request failed: HTTP ${res.status}`);
   const reader = res.body.getReader();
+  // The first audio is in the first complete JSON line.
+  const decoder = new TextDecoder();
+  let text = '';
   let first = await reader.read();
-  while (!first.done && first.value.byteLength === 0) first = await reader.read();
+  for (; !first.done; first = await reader.read()) {
+    text += decoder.decode(first.value, { stream: true });
+    const line = text.indexOf('\n');
+    if (line !== -1 && (JSON.parse(text.slice(0, line)) as { audio_base64: string }).audio_base64) break;
+  }
   const ms = performance.now() - started;
   if (first.done) throw new Error('fetch request returned no audio');
   await drain(reader);

@@ -7,7 +7,8 @@ import { parse as parseDotenv } from 'dotenv';
 export interface ProviderConfig {
   twilio: { accountSid?: string; authToken?: string; apiKeySid?: string; apiKeySecret?: string; baseUrl?: string };
   deepgram: { apiKey?: string; baseUrl?: string };
-  openai: { apiKey?: string; baseUrl?: string };
+  /** `name` labels the endpoint in usage records and errors (default: `openai`, or the base URL's host). */
+  openai: { apiKey?: string; baseUrl?: string; name?: string };
   elevenlabs: { apiKey?: string; baseUrl?: string };
   stripe: { secretKey?: string; webhookSecret?: string; baseUrl?: string };
 }
@@ -327,7 +328,7 @@ export function loadConfig(env: Env = process.env): Config {
         baseUrl: url(env, 'TWILIO_BASE_URL', ['http:', 'https:']),
       },
       deepgram: { apiKey: str(env, 'DEEPGRAM_API_KEY'), baseUrl: url(env, 'DEEPGRAM_BASE_URL', ['http:', 'https:', 'ws:', 'wss:']) },
-      openai: { apiKey: str(env, 'OPENAI_API_KEY'), baseUrl: url(env, 'OPENAI_BASE_URL', ['http:', 'https:']) },
+      openai: { apiKey: str(env, 'OPENAI_API_KEY'), baseUrl: url(env, 'OPENAI_BASE_URL', ['http:', 'https:']), name: str(env, 'OPENAI_PROVIDER_NAME') },
       elevenlabs: { apiKey: str(env, 'ELEVENLABS_API_KEY'), baseUrl: url(env, 'ELEVENLABS_BASE_URL', ['http:', 'https:']) },
       stripe: {
         secretKey: stripeKey,

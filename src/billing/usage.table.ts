@@ -2,8 +2,12 @@ import { pgTable, text, timestamp, index, uniqueIndex, doublePrecision } from 'd
 import { organizations } from '../organizations/organizations.table.js';
 import { calls } from '../calls/calls.table.js';
 
-/** What is metered: provider seconds, tokens and characters (pricing applies later, in billing). */
-export const USAGE_METERS = ['stt_seconds', 'llm_input_tokens', 'llm_output_tokens', 'tts_characters'] as const;
+/**
+ * What is metered: provider seconds, tokens and characters (pricing applies later, in billing). The
+ * `_estimated` token meters hold what we counted ourselves because the provider reported nothing (a stream
+ * cut by barge-in): the provider still bills it, at the same price.
+ */
+export const USAGE_METERS = ['stt_seconds', 'llm_input_tokens', 'llm_output_tokens', 'llm_input_tokens_estimated', 'llm_output_tokens_estimated', 'tts_characters'] as const;
 export type UsageMeter = (typeof USAGE_METERS)[number];
 
 /**

@@ -14,6 +14,8 @@ export type CallEvent =
   | { type: 'call.transcript'; callId: string; organizationId: string; at: string; role: 'user' | 'assistant'; text: string; final: boolean; seq?: number; interrupted?: boolean }
   | { type: 'call.tool'; callId: string; organizationId: string; at: string; name: string; ok: boolean; ms: number }
   | { type: 'call.interrupted'; callId: string; organizationId: string; at: string; seq: number; heardText: string }
+  /** What the agent is doing: `thinking` from the caller's turn to its first audio, `speaking` while audio plays. */
+  | { type: 'call.agent_state'; callId: string; organizationId: string; at: string; state: 'listening' | 'thinking' | 'speaking' }
   /** The carrier's view of the call moved on (ringing, answered, completed ...). */
   | { type: 'call.status'; callId: string; organizationId: string; at: string; status: string; durationSeconds?: number }
   /** Answering-machine detection's verdict; the node holding the call's media acts on it. */

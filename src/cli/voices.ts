@@ -3,8 +3,6 @@ import {
   catalogUrl,
   fetchVoiceCatalog,
   filterByLanguage,
-  installVoice,
-  listInstalledVoices,
   resolveVoice,
   voiceFiles,
   VoiceCatalogError,
@@ -13,6 +11,8 @@ import {
   type InstalledVoice,
   type VoiceCatalog,
 } from '../media/tts/piper/voice-catalog.js';
+import { installVoice } from '../media/tts/piper/voice-install.js';
+import { listInstalledVoices } from '../media/tts/piper/installed-voices.js';
 import { CommandError, parseCommandArgs, UsageError } from './args.js';
 import { createProgressBar, formatBytes, type ProgressBar } from './progress.js';
 

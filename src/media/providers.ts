@@ -85,7 +85,11 @@ export type LlmDelta =
   | { kind: 'text'; text: string }
   /** A complete tool call (the provider assembles the streamed argument fragments). */
   | { kind: 'tool_call'; call: ToolCall }
-  | { kind: 'usage'; model: string; inputTokens: number; outputTokens: number }
+  /**
+   * Tokens the request used, named by the endpoint (`provider`) and model that answered. `estimated` when the
+   * provider reported none (a stream we cut, a server that sends no usage) and we counted them ourselves.
+   */
+  | { kind: 'usage'; provider: string; model: string; inputTokens: number; outputTokens: number; estimated?: boolean }
   | { kind: 'done'; finishReason: string };
 
 /** A streaming chat model (OpenAI Chat Completions or any compatible server). */
@@ -105,6 +109,18 @@ export interface TtsOptions {
   speed: number;
   /** Aborting stops synthesis at once and ends the iteration. */
   signal: AbortSignal;
+  /**
+   * Receives the provider's character timings as they come, each before the audio it describes; providers
+   * that have none (Piper) never call it. Asking may change the request (ElevenLabs' with-timestamps stream).
+   */
+  onTimings?(timings: TtsCharTimings): void;
+}
+
+/** When characters of the text sound: ms from the start of its audio, one entry per character, in text order. */
+export interface TtsCharTimings {
+  chars: string[];
+  startsMs: number[];
+  endsMs: number[];
 }
 
 /** A text-to-speech provider. */

@@ -4,7 +4,9 @@ import type { CallsService } from '../calls/calls.service.js';
 import type { CallEventBus, CallEventInput } from '../calls/call-events.js';
 import type { CallTurnsService } from '../calls/call-turns.service.js';
 import { UsageMeterBuffer, type UsageService } from '../billing/usage.service.js';
-import { Conversation, LINES } from '../agents/conversation/conversation.js';
+import { Conversation } from '../agents/conversation/conversation.js';
+import { EchoResponder } from '../agents/conversation/echo-responder.js';
+import type { Responder, VoiceOut } from '../agents/conversation/responder.js';
 import type { ConversationProviders } from '../agents/conversation/providers.js';
 import { ToolRunner } from '../agents/conversation/tools.js';
 import type { SttPrewarm } from '../agents/conversation/stt-prewarm.js';
@@ -70,12 +72,6 @@ export interface CallInfo {
   awaitAnsweredBy: boolean;
 }
 
-// Audio kept from before VAD declares speech: Silero confirms onset after some speech has passed, and a
-// busy worker reports it later still. The event's `atMs` says where speech began; this much history lets
-// the capture start there even when the event arrives a second late.
-const PREROLL_FRAMES = 50;
-// Echo mode never replays more than this, whatever the caller does.
-const MAX_ECHO_FRAMES = 30 * 50;
 // Ends on our side that the carrier must hear about; the others came from the carrier or the caller.
 const CARRIER_HANGUP_REASONS = new Set<EndReason>(['agent_hangup', 'max_duration', 'silence_timeout', 'provider_error', 'voicemail', 'not_answered', 'worker_crashed', 'protocol_error', 'error']);
 // After the max-duration goodbye starts, the call ends at the latest this much later.
@@ -89,17 +85,12 @@ export class CallSession {
   private readonly abort = new AbortController();
   private readonly outbound: OutboundAudio;
   private channel: MediaChannel | null = null;
-  private conversation: Conversation | null = null;
+  // What answers the caller (the conversation engine, or echo); null for a call without an agent.
+  private responder: Responder | null = null;
   private recorder: Promise<CallRecorder | null> | null = null;
   private recorderReady: CallRecorder | null = null;
   private ended = false;
   private maxDurationTimer: NodeJS.Timeout | null = null;
-  // The last PREROLL_FRAMES caller frames and the stream time (ms) each one starts at.
-  private readonly preroll: Array<{ atMs: number; frame: Uint8Array }> = [];
-  private capture: Uint8Array[] | null = null;
-  private marksSent = 0;
-  // When the worker detected the end of speech the next outbound frame answers (echo latency).
-  private answerPendingSince: number | null = null;
   /** Names of marks Twilio has echoed: the audio before them has been heard. */
   readonly heardMarks: string[] = [];
   /** Frames received from the caller. */
@@ -125,14 +116,17 @@ export class CallSession {
       this.channel = this.deps.media.open(this.info.callId, { minSilenceMs: agent?.stt.endpointingMs, minSpeechMs: agent?.interruption.minSpeechMs }, (e) => this.onMediaEvent(e));
     }
     if (agent?.recording.enabled) this.startRecording();
-    if (agent && agent.voice.provider !== 'echo') {
+    if (agent?.voice.provider === 'echo') {
+      this.responder = new EchoResponder({ voice: this.voice(), latencies: this.deps.latencies, interruption: agent.interruption.enabled, publish: (e) => this.publish(e), end: (reason) => void this.end(reason) });
+      this.responder.start();
+    } else if (agent) {
       const problems = this.deps.providers?.problems(agent, this.channel) ?? ['no conversation providers'];
       if (problems.length > 0) {
         this.deps.log.warn({ problems }, 'agent cannot hold a conversation');
         void this.end('provider_error', problems.join('; '));
         return;
       }
-      this.conversation = this.startConversation(agent, this.deps.providers!);
+      this.responder = this.startConversation(agent, this.deps.providers!);
     }
     if (agent) {
       this.maxDurationTimer = setTimeout(() => this.onMaxDuration(), agent.maxDurationSeconds * 1000);
@@ -154,11 +148,7 @@ export class CallSession {
       tools: new ToolRunner(agent.tools, { allowPrivateNetwork: this.deps.toolsAllowPrivateNetwork, canTransfer: this.info.carrierLeg && this.deps.telephony !== null }),
       turns: this.deps.turns,
       usage: new UsageMeterBuffer(this.deps.usage, organizationId, callId),
-      voice: {
-        play: (audio) => this.outbound.pushAudio(audio),
-        mark: (name) => this.outbound.pushMark(name),
-        clear: () => this.outbound.clear(),
-      },
+      voice: this.voice(),
       latencies: this.deps.latencies,
       log,
       signal: this.signal,
@@ -168,6 +158,20 @@ export class CallSession {
     });
     conversation.start({ prewarmed: this.deps.sttPrewarm?.take(callId, this.signal) ?? null, awaitAnsweredBy: this.info.awaitAnsweredBy });
     return conversation;
+  }
+
+  // The agent's voice: the paced outbound queue, and its timeline of what the caller has heard.
+  private voice(): VoiceOut {
+    const outbound = this.outbound;
+    return {
+      play: (audio) => outbound.pushAudio(audio),
+      mark: (name) => outbound.pushMark(name),
+      clear: () => outbound.clear(),
+      get queuedMs() {
+        return outbound.queuedMs;
+      },
+      playedMs: () => outbound.playedMs(),
+    };
   }
 
   // Both sides of the call, from the frames that pass through here anyway; nothing is held in memory.
@@ -197,7 +201,7 @@ export class CallSession {
 
   /** Answering-machine detection's verdict arrived (possibly on another node, via call events). */
   onAnsweredBy(answeredBy: 'human' | 'machine' | 'fax' | 'unknown'): void {
-    this.conversation?.onAnsweredBy(answeredBy);
+    this.responder?.onAnsweredBy(answeredBy);
   }
 
   // Redirects the live call to `to` with a new TwiML document; Twilio then ends our stream.
@@ -210,11 +214,11 @@ export class CallSession {
   }
 
   private onMaxDuration(): void {
-    if (!this.conversation) {
+    if (!this.responder) {
       void this.end('max_duration');
       return;
     }
-    void this.conversation.wrapUp('max_duration', LINES.maxDuration);
+    void this.responder.wrapUp('max_duration');
     setTimeout(() => void this.end('max_duration'), WRAP_UP_BACKSTOP_MS).unref();
   }
 
@@ -227,23 +231,22 @@ export class CallSession {
     if (written === 0) return;
     const audio = written === FRAME_BYTES ? frame : frame.slice(0, written);
     this.framesIn++;
-    if (this.info.agent?.voice.provider === 'echo') this.keepForEcho(audio.slice());
     this.recorderReady?.caller(audio);
-    // A copy: the frame's buffer is transferred to the worker below, and the STT may still hold it.
-    this.conversation?.onAudio(audio.slice());
+    // A copy: the frame's buffer is transferred to the worker below, and the responder may keep it.
+    this.responder?.onAudio(audio.slice());
     this.channel?.push(audio);
   }
 
   /** A key the caller pressed. */
   onDtmf(digit: string): void {
     this.publish({ type: 'call.dtmf', digit });
-    this.conversation?.onDtmf(digit);
+    this.responder?.onDtmf(digit);
   }
 
   /** Twilio has played everything we sent before this mark. */
   onMark(name: string): void {
     this.heardMarks.push(name);
-    this.conversation?.onMark(name);
+    this.responder?.onMark(name);
   }
 
   /** Ends the call once, closing its record with `reason`; later calls do nothing. */
@@ -254,8 +257,8 @@ export class CallSession {
     if (this.maxDurationTimer) clearTimeout(this.maxDurationTimer);
     this.outbound.stop();
     this.channel?.close();
-    // The abort above closed the conversation; let its last turn and usage writes land before the record closes.
-    if (this.conversation) await settleWithin(this.conversation.settled(), 2000);
+    // The abort above closed the responder; let its last turn and usage writes land before the record closes.
+    if (this.responder) await settleWithin(this.responder.settled(), 2000);
     if (this.recorder) await settleWithin(this.saveRecording(), 10_000);
     try {
       await this.deps.calls.close(this.info.callId, reason, detail);
@@ -276,26 +279,11 @@ export class CallSession {
     switch (e.kind) {
       case 'speech_start':
         this.publish({ type: 'call.speech_started', streamMs: e.atMs });
-        if (this.conversation) {
-          this.conversation.onSpeechStart(e.detectedAt ?? epochNow());
-          break;
-        }
-        if (this.outbound.pending > 0 && this.info.agent?.interruption.enabled !== false) {
-          this.outbound.clear();
-          this.deps.latencies.bargeIn(epochNow() - (e.detectedAt ?? epochNow()));
-        }
-        if (this.info.agent?.voice.provider === 'echo') {
-          // Start at the onset VAD reported, not at the moment its event arrived here.
-          this.capture = this.preroll.filter((p) => p.atMs + 20 > e.atMs).map((p) => p.frame);
-        }
+        this.responder?.onSpeechStart(e.atMs, e.detectedAt ?? epochNow());
         break;
       case 'speech_end':
         this.publish({ type: 'call.speech_stopped', streamMs: e.atMs, durationMs: e.durationMs });
-        this.conversation?.onSpeechEnd(e.atMs, e.detectedAt ?? epochNow());
-        if (this.capture) {
-          this.answerPendingSince = e.detectedAt ?? epochNow();
-          this.playEcho();
-        }
+        this.responder?.onSpeechEnd(e.atMs, e.detectedAt ?? epochNow());
         break;
       case 'failed':
         void this.end(e.reason === 'worker_crashed' ? 'worker_crashed' : 'error', e.detail);
@@ -309,39 +297,10 @@ export class CallSession {
 
   private sendOut(msg: TwilioOutbound): void {
     if (msg.event === 'media') {
-      this.conversation?.onFrameSent();
+      this.responder?.onFrameSent();
       this.recorderReady?.agent(Buffer.from(msg.media.payload, 'base64'));
     } else if (msg.event === 'clear') this.recorderReady?.agentCleared();
-    if (msg.event === 'media' && this.answerPendingSince !== null) {
-      this.deps.latencies.echoOverhead(epochNow() - this.answerPendingSince);
-      this.answerPendingSince = null;
-    }
     this.deps.send(msg);
-  }
-
-  private keepForEcho(frame: Uint8Array): void {
-    if (this.capture) {
-      if (this.capture.length < MAX_ECHO_FRAMES) this.capture.push(frame);
-      return;
-    }
-    this.preroll.push({ atMs: (this.framesIn - 1) * 20, frame });
-    if (this.preroll.length > PREROLL_FRAMES) this.preroll.shift();
-  }
-
-  // Echo mode: the caller's last utterance, played back, then a mark so the simulator can time it.
-  private playEcho(): void {
-    const frames = this.capture ?? [];
-    this.capture = null;
-    this.preroll.length = 0;
-    const total = frames.reduce((n, f) => n + f.length, 0);
-    const audio = new Uint8Array(total);
-    let offset = 0;
-    for (const f of frames) {
-      audio.set(f, offset);
-      offset += f.length;
-    }
-    this.outbound.pushAudio(audio);
-    this.outbound.pushMark(`echo-${++this.marksSent}`);
   }
 
   private publish(e: CallEventInput): void {

@@ -5,7 +5,8 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fetchVoiceCatalog, installVoice } from '../../src/media/tts/piper/voice-catalog.js';
+import { fetchVoiceCatalog } from '../../src/media/tts/piper/voice-catalog.js';
+import { installVoice } from '../../src/media/tts/piper/voice-install.js';
 import { BIN } from '../helpers/cli.js';
 
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');

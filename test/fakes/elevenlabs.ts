@@ -1,7 +1,8 @@
 // A local stand-in for ElevenLabs' streaming text-to-speech endpoint, speaking the real wire protocol
 // (path, `xi-api-key`, query parameters, snake_case JSON body, `{"detail":{...}}` errors, chunked audio), so
 // the official SDK runs unmodified against it. It only synthesizes `ulaw_8000`: a quiet deterministic tone
-// whose length follows the text, so tests can assert byte counts.
+// whose length follows the text (60 ms a character), so tests can assert byte counts. The `/with-timestamps`
+// variant streams the same audio as newline-delimited JSON with each character's start and end time.
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { encodeMulawSample } from '../../src/media/audio/mulaw.js';
@@ -24,7 +25,7 @@ const OUTPUT_FORMATS = new Set([
 /** ElevenLabs' accepted `voice_settings.speed` range. */
 const SPEED_MIN = 0.7;
 const SPEED_MAX = 1.2;
-const STREAM_PATH = /^\/v1\/text-to-speech\/([^/]+)\/stream$/;
+const STREAM_PATH = /^\/v1\/text-to-speech\/([^/]+)\/stream(\/with-timestamps)?$/;
 
 /** Behaviour of the fake; every field can be changed between requests with `setOptions`. */
 export interface FakeElevenLabsOptions {
@@ -40,6 +41,11 @@ export interface FakeElevenLabsOptions {
   fail?: { status: number; times?: number };
   /** Destroy the connection after this many audio chunks, as a network failure mid-stream would. */
   dieAfterChunks?: number;
+  /**
+   * Scales the character times of the with-timestamps stream (default 1: 60 ms a character, as the audio).
+   * 0.5 says the text is spoken in the first half of its audio, so tests can tell timings from proportions.
+   */
+  timingScale?: number;
 }
 
 /** One request as the fake received it. */
@@ -119,6 +125,32 @@ const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Character timings the way ElevenLabs gives them: seconds from the start of the request's audio. */
+interface Alignment {
+  characters: string[];
+  character_start_times_seconds: number[];
+  character_end_times_seconds: number[];
+}
+
+/**
+ * One message of the with-timestamps stream: a piece of audio starting `startMs` into the answer, with the
+ * characters whose sound starts inside it (the fake spreads characters evenly, 60 ms each).
+ */
+function timedPiece(piece: Uint8Array, chars: string[], startMs: number, scale: number): { audio_base64: string; alignment: Alignment | null; normalized_alignment: Alignment | null } {
+  const endMs = startMs + (piece.length / SAMPLE_RATE) * 1000;
+  const msPerChar = (expectedAudioMs(chars.join('')) / chars.length) * scale;
+  const alignment: Alignment = { characters: [], character_start_times_seconds: [], character_end_times_seconds: [] };
+  chars.forEach((c, i) => {
+    const start = i * msPerChar;
+    if (start < startMs || start >= endMs) return;
+    alignment.characters.push(c);
+    alignment.character_start_times_seconds.push(Math.round(start) / 1000);
+    alignment.character_end_times_seconds.push(Math.round(start + msPerChar) / 1000);
+  });
+  const timed = alignment.characters.length > 0 ? alignment : null;
+  return { audio_base64: Buffer.from(piece).toString('base64'), alignment: timed, normalized_alignment: timed };
+}
+
 /** Starts the fake on 127.0.0.1 with an ephemeral port. */
 export async function startFakeElevenLabs(initial: FakeElevenLabsOptions = {}): Promise<FakeElevenLabs> {
   let options: FakeElevenLabsOptions = { ...initial };
@@ -137,7 +169,7 @@ export async function startFakeElevenLabs(initial: FakeElevenLabsOptions = {}): 
     return fail.status;
   };
 
-  async function streamAudio(req: IncomingMessage, res: ServerResponse, text: string): Promise<void> {
+  async function streamAudio(req: IncomingMessage, res: ServerResponse, text: string, timestamps: boolean): Promise<void> {
     // The client hanging up shows as the response closing before we ended it.
     let gone = false;
     let serverKilled = false;
@@ -147,8 +179,9 @@ export async function startFakeElevenLabs(initial: FakeElevenLabsOptions = {}): 
     });
     if (options.firstByteDelayMs) await sleep(options.firstByteDelayMs);
     if (gone) return;
-    res.writeHead(200, { 'content-type': 'audio/basic', 'transfer-encoding': 'chunked' });
+    res.writeHead(200, { 'content-type': timestamps ? 'application/json' : 'audio/basic', 'transfer-encoding': 'chunked' });
     const audio = fakeAudio(text);
+    const chars = [...text];
     let chunks = 0;
     for (let at = 0; at < audio.length; at += CHUNK_BYTES) {
       if (chunks > 0 && options.chunkDelayMs) await sleep(options.chunkDelayMs);
@@ -158,7 +191,8 @@ export async function startFakeElevenLabs(initial: FakeElevenLabsOptions = {}): 
         req.socket.destroy();
         return;
       }
-      const flushed = res.write(audio.subarray(at, at + CHUNK_BYTES));
+      const piece = audio.subarray(at, at + CHUNK_BYTES);
+      const flushed = res.write(timestamps ? `${JSON.stringify(timedPiece(piece, chars, (at / SAMPLE_RATE) * 1000, options.timingScale ?? 1))}\n` : piece);
       chunks++;
       if (!flushed) await new Promise<void>((resolve) => { res.once('drain', resolve); res.once('close', resolve); });
     }
@@ -172,6 +206,7 @@ export async function startFakeElevenLabs(initial: FakeElevenLabsOptions = {}): 
     const match = STREAM_PATH.exec(url.pathname);
     const body = await readBody(req);
     const voiceId = match ? decodeURIComponent(match[1]!) : undefined;
+    const timestamps = match?.[2] !== undefined;
     requests.push({ method: req.method ?? 'GET', path: url.pathname, voiceId, query: Object.fromEntries(url.searchParams), headers: req.headers, body });
 
     if (!match || voiceId === undefined) return sendJson(res, 404, { detail: 'Not Found' });
@@ -210,7 +245,7 @@ export async function startFakeElevenLabs(initial: FakeElevenLabsOptions = {}): 
       }
     }
     if (body.text.trim() === '') return sendDetail(res, 400, { status: 'empty_text', message: 'Text must not be empty.' });
-    await streamAudio(req, res, body.text);
+    await streamAudio(req, res, body.text, timestamps);
   }
 
   const server: Server = createServer((req, res) => {

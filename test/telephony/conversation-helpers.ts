@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testApp, type TestApp, type TestOrg } from '../helpers/app.js';
 import { MediaWorkerPool } from '../../src/media/workers/media-worker-pool.js';
-import { TwilioStreamClient } from '../../src/simulator/twilio-stream-client.js';
+import { TwilioStreamClient, type StreamClientEvent } from '../../src/simulator/twilio-stream-client.js';
 import type { CallEvent } from '../../src/calls/call-events.js';
 import type { CallRow, CallTurnRow } from '../../src/calls/calls.table.js';
 import { startFakeDeepgram, type FakeDeepgram, type FakeDeepgramOptions } from '../fakes/deepgram.js';
@@ -50,7 +50,8 @@ export interface ConversationRig {
   setToolDelay(ms: number): void;
   events: CallEvent[];
   createAgent(fields: Record<string, unknown>): Promise<string>;
-  dial(agentId: string): Promise<{ call: CallRow; client: TwilioStreamClient }>;
+  /** Places an inbound call and connects its stream; `onEvent` observes the Twilio side (played frames, marks). */
+  dial(agentId: string, opts?: { onEvent?: (e: StreamClientEvent) => void }): Promise<{ call: CallRow; client: TwilioStreamClient }>;
   /** Starts a test call through the API; the returned client is not connected yet. */
   testCall(agentId: string): Promise<{ callId: string; client: TwilioStreamClient }>;
   turns(callId: string): Promise<CallTurnRow[]>;
@@ -151,9 +152,9 @@ export async function startConversationRig(
       if (res.statusCode !== 201) throw new Error(`agent: ${res.body}`);
       return res.json<{ id: string }>().id;
     },
-    async dial(agentId) {
+    async dial(agentId, dialOpts) {
       const call = await t.app.calls.create(org.id, { agentId, direction: 'inbound' });
-      const client = new TwilioStreamClient({ url, customParameters: { token: await t.app.calls.issueStreamToken(call) } });
+      const client = new TwilioStreamClient({ url, customParameters: { token: await t.app.calls.issueStreamToken(call) }, onEvent: dialOpts?.onEvent });
       await client.connect();
       return { call, client };
     },

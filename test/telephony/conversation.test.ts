@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encode, encodeChat } from 'gpt-tokenizer/encoding/o200k_base';
 import { fixture, lastUserText, mediaFrames, startConversationRig, type ConversationRig } from './conversation-helpers.js';
 
 // simulator -> real socket -> real Silero VAD in a media worker -> fake Deepgram / OpenAI through the real
@@ -99,7 +100,7 @@ describe('a conversation with an agent, end to end', () => {
     await client.closed;
   }, 30_000);
 
-  it('meters the call: STT seconds, LLM tokens per model and TTS characters per provider', async () => {
+  it('meters the call: STT seconds, LLM tokens per endpoint and model, TTS characters per provider', async () => {
     rig.openai.setRespond(() => ({ text: 'Sure.', promptTokens: 42, completionTokens: 3 }));
     const agentId = await rig.createAgent({});
     const { call, client } = await rig.dial(agentId);
@@ -111,8 +112,10 @@ describe('a conversation with an agent, end to end', () => {
     const usage = await rig.t.app.usage.forCall(rig.org.id, call.id);
     const of = (meter: string) => usage.filter((u) => u.meter === meter);
     expect(of('stt_seconds')[0]!.quantity).toBeGreaterThan(4);
-    expect(of('llm_input_tokens')).toMatchObject([{ provider: 'openai', model: 'gpt-test', quantity: 42 }]);
-    expect(of('llm_output_tokens')).toMatchObject([{ provider: 'openai', model: 'gpt-test', quantity: 3 }]);
+    // The usage names the endpoint that answered: here the self-hosted server's host, not "openai".
+    const endpoint = new URL(rig.openai.baseUrl).host;
+    expect(of('llm_input_tokens')).toMatchObject([{ provider: endpoint, model: 'gpt-test', quantity: 42 }]);
+    expect(of('llm_output_tokens')).toMatchObject([{ provider: endpoint, model: 'gpt-test', quantity: 3 }]);
     expect(of('tts_characters')).toMatchObject([{ provider: 'piper', quantity: 'Sure.'.length }]);
   }, 30_000);
 
@@ -222,5 +225,181 @@ describe('a conversation with an agent, end to end', () => {
     expect(turns.map((x) => x.kind)).toEqual(['reprompt', 'goodbye']);
     client.close();
     await silence.catch(() => {});
+  }, 30_000);
+});
+
+// ElevenLabs' fake speaks 60 ms per character, so the text the caller heard follows from the audio played.
+const MS_PER_CHAR = 60;
+const words = (text: string): number => text.split(/\s+/).filter(Boolean).length;
+/** The part of `sentences` (spoken one chunk each, joined by spaces) that `playedMs` of audio carried. */
+function heardPrefix(sentences: string[], playedMs: number, msPerChar = MS_PER_CHAR): string {
+  let left = playedMs;
+  const out: string[] = [];
+  for (const s of sentences) {
+    const ms = s.length * MS_PER_CHAR;
+    if (left >= ms) {
+      out.push(s);
+      left -= ms;
+      continue;
+    }
+    out.push(s.slice(0, Math.floor(left / msPerChar)));
+    break;
+  }
+  return out.join(' ');
+}
+/** Roles of consecutive messages that repeat (two user messages in a row would show as ['user', 'user']). */
+const repeatedRoles = (messages: unknown[]): string[][] => {
+  const roles = (messages as Array<{ role: string }>).map((m) => m.role);
+  return roles.slice(1).flatMap((r, i) => (r === roles[i] && r === 'user' ? [[roles[i]!, r]] : []));
+};
+
+describe('what the caller heard, and what the model used', () => {
+  let rig: ConversationRig;
+
+  beforeAll(async () => {
+    rig = await startConversationRig({ deepgram: { transcripts: ['What time do you open on Monday?'] } });
+  }, 60_000);
+  afterAll(async () => rig?.close());
+
+  it('stores and sends on only what the caller heard of an interrupted answer, cut inside the sentence', async () => {
+    const sentences = ['Our kitchen opens at nine every weekday morning.', 'On weekends we open an hour later at ten.', 'Dinner service runs until eleven at night.'];
+    const reply = sentences.join(' ');
+    let n = 0;
+    rig.openai.setRespond(() => (++n === 1 ? { text: reply } : { text: 'Okay.' }));
+    const agentId = await rig.createAgent({ voice: { provider: 'elevenlabs', voiceId: 'voice-rachel', speed: 1 } });
+    let played = 0;
+    let playedAtClear: number | null = null;
+    const { call, client } = await rig.dial(agentId, {
+      onEvent: (e) => {
+        if (e.type === 'played') played++;
+        if (e.type === 'received' && e.msg.event === 'clear') playedAtClear ??= played;
+      },
+    });
+    const requestsBefore = rig.openai.requests.length;
+    await client.speak(fixture('hello.ulaw'));
+    await client.waitFor((m) => m.event === 'media', 8000);
+    const firstFrameAt = client.received.find((r) => r.msg.event === 'media')!.at;
+    // Talk over the agent about 3.5 s into its answer: the second sentence is playing by the time VAD fires.
+    await until(() => client.now() >= firstFrameAt + 3500, 10_000);
+    await client.speak(fixture('two-utterances.ulaw').subarray(0, 8000 * 3));
+    await until(() => playedAtClear !== null, 5000);
+    await client.silence(1500);
+
+    const heard = heardPrefix(sentences, playedAtClear! * 20);
+    const turns = await rig.waitForTurns(call.id, (ts) => ts.some((x) => x.role === 'assistant' && x.interrupted));
+    const cut = turns.find((x) => x.role === 'assistant' && x.interrupted)!;
+    expect(reply.startsWith(cut.text)).toBe(true);
+    // More than the sentence whose mark came back, less than what was sent: cut inside the second sentence.
+    expect(cut.text.length).toBeGreaterThan(sentences[0]!.length + 1);
+    expect(cut.text.length).toBeLessThan(sentences[0]!.length + 1 + sentences[1]!.length);
+    expect(Math.abs(words(cut.text) - words(heard))).toBeLessThanOrEqual(1);
+
+    // The caller's next turn goes to the model with the heard part as the assistant's answer before it.
+    await until(() => rig.openai.requests.length >= requestsBefore + 2, 10_000);
+    const next = rig.openai.requests[requestsBefore + 1]!.messages as Array<{ role: string; content: unknown }>;
+    expect(next.filter((m) => m.role === 'assistant').map((m) => m.content)).toEqual([cut.text]);
+    expect(repeatedRoles(next)).toEqual([]);
+    client.stop();
+    await client.closed;
+  }, 40_000);
+
+  it('cuts at the character timings the TTS gave, not in proportion, when it gives them', async () => {
+    // The fake says the text is spoken in the first half of its audio: the timings, not the length, decide.
+    rig.elevenlabs.setOptions({ timingScale: 0.5 });
+    const sentence = 'Our kitchen opens at nine every weekday morning and closes late in the evening on most days.';
+    let n = 0;
+    rig.openai.setRespond(() => (++n === 1 ? { text: sentence } : { text: 'Okay.' }));
+    const agentId = await rig.createAgent({ voice: { provider: 'elevenlabs', voiceId: 'voice-rachel', speed: 1 } });
+    let played = 0;
+    let playedAtClear: number | null = null;
+    const { call, client } = await rig.dial(agentId, {
+      onEvent: (e) => {
+        if (e.type === 'played') played++;
+        if (e.type === 'received' && e.msg.event === 'clear') playedAtClear ??= played;
+      },
+    });
+    try {
+      await client.speak(fixture('hello.ulaw'));
+      await client.waitFor((m) => m.event === 'media', 8000);
+      const firstFrameAt = client.received.find((r) => r.msg.event === 'media')!.at;
+      await until(() => client.now() >= firstFrameAt + 1000, 10_000);
+      await client.speak(fixture('two-utterances.ulaw').subarray(0, 8000 * 2));
+      await until(() => playedAtClear !== null, 5000);
+      const byTimings = heardPrefix([sentence], playedAtClear! * 20, MS_PER_CHAR * 0.5);
+      const byLength = heardPrefix([sentence], playedAtClear! * 20);
+      expect(words(byTimings) - words(byLength)).toBeGreaterThan(2);
+      const turns = await rig.waitForTurns(call.id, (ts) => ts.some((x) => x.role === 'assistant' && x.interrupted));
+      const cut = turns.find((x) => x.role === 'assistant' && x.interrupted)!;
+      expect(sentence.startsWith(cut.text)).toBe(true);
+      expect(Math.abs(words(cut.text) - words(byTimings))).toBeLessThanOrEqual(1);
+    } finally {
+      rig.elevenlabs.setOptions({ timingScale: 1 });
+      client.stop();
+      await client.closed;
+    }
+  }, 40_000);
+
+  it('never sends two caller messages in a row when the caller cut in before the agent said anything', async () => {
+    let n = 0;
+    rig.openai.setRespond(() => (++n === 1 ? { text: 'Let me think about that for a while.', firstTokenDelayMs: 4000 } : { text: 'Sure.' }));
+    const agentId = await rig.createAgent({});
+    const { client } = await rig.dial(agentId);
+    const requestsBefore = rig.openai.requests.length;
+    await client.speak(fixture('hello.ulaw'));
+    await until(() => rig.openai.requests.length > requestsBefore, 8000);
+    // The model is still thinking: nothing has been said when the caller speaks again.
+    await client.speak(fixture('two-utterances.ulaw').subarray(0, 8000 * 3));
+    await client.silence(1500);
+    await until(() => rig.openai.requests.length >= requestsBefore + 2, 10_000);
+    const next = rig.openai.requests[requestsBefore + 1]!.messages as Array<{ role: string; content: unknown }>;
+    expect(repeatedRoles(next)).toEqual([]);
+    // Both things the caller said reach the model, in one message.
+    expect(lastUserText(next)).toBe('What time do you open on Monday?\nWhat time do you open on Monday?');
+    client.stop();
+    await client.closed;
+  }, 40_000);
+
+  it('records the estimated input tokens and the streamed output tokens of an LLM stream cut by barge-in', async () => {
+    const long = Array.from({ length: 10 }, (_, i) => `Here is detail number ${i + 1} of the answer.`).join(' ');
+    let n = 0;
+    rig.openai.setRespond(() => (++n === 1 ? { text: long, tokenDelayMs: 120 } : { text: 'Okay.' }));
+    const agentId = await rig.createAgent({});
+    const { call, client } = await rig.dial(agentId);
+    const requestsBefore = rig.openai.requests.length;
+    await client.speak(fixture('hello.ulaw'));
+    await client.waitFor((m) => m.event === 'media', 8000);
+    await client.speak(fixture('two-utterances.ulaw').subarray(0, 8000 * 2));
+    await until(() => client.clears.length > 0, 5000);
+    client.stop();
+    await client.closed;
+    await rig.waitForEnd(call.id);
+
+    const aborted = rig.openai.requests[requestsBefore]!;
+    const usage = await rig.t.app.usage.forCall(rig.org.id, call.id);
+    const input = usage.find((u) => u.meter === 'llm_input_tokens_estimated' && u.model === 'gpt-test');
+    const output = usage.find((u) => u.meter === 'llm_output_tokens_estimated' && u.model === 'gpt-test');
+    const promptTokens = encodeChat(aborted.messages as Array<{ role: 'system' | 'user' | 'assistant'; content: string }>, 'gpt-4o').length;
+    expect(input?.quantity).toBeGreaterThan(promptTokens * 0.9);
+    expect(input!.quantity).toBeLessThan(promptTokens * 1.1);
+    // Some of the answer streamed before the caller cut in, never all of it.
+    expect(output?.quantity).toBeGreaterThan(0);
+    expect(output!.quantity).toBeLessThan(encode(long).length);
+    expect(input!.provider).toBe(new URL(rig.openai.baseUrl).host);
+  }, 40_000);
+
+  it('tells what the agent is doing: thinking until its first audio, speaking while it plays, listening after', async () => {
+    rig.openai.setRespond(() => ({ text: 'We open at nine.' }));
+    const agentId = await rig.createAgent({ firstMessage: 'Hello there.' });
+    const { call, client } = await rig.dial(agentId);
+    await client.waitFor((m) => m.event === 'mark', 8000);
+    await until(() => rig.events.some((e) => e.callId === call.id && e.type === 'call.agent_state' && e.state === 'listening'), 5000);
+    const marks = () => client.received.filter((r) => r.msg.event === 'mark').length;
+    await client.speak(fixture('hello.ulaw'));
+    await until(() => marks() >= 2, 8000);
+    await rig.waitForTurns(call.id, (ts) => ts.filter((x) => x.role === 'assistant' && x.endedAt !== null).length === 2);
+    const states = rig.events.filter((e) => e.callId === call.id && e.type === 'call.agent_state').map((e) => (e as { state: string }).state);
+    expect(states).toEqual(['thinking', 'speaking', 'listening', 'thinking', 'speaking', 'listening']);
+    client.stop();
+    await client.closed;
   }, 30_000);
 });

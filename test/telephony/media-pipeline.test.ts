@@ -71,6 +71,9 @@ describe('the media path: socket, worker pool and Silero VAD', () => {
     const deadline = Date.now() + 2000;
     while (session.heardMarks.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(session.heardMarks).toEqual([(mark as { mark: { name: string } }).mark.name]);
+    // The echo agent says what it is doing too: listening, speaking the echo, listening once it was heard.
+    const states = eventsOf(call.id).flatMap((e) => (e.type === 'call.agent_state' ? [e.state] : []));
+    expect(states).toEqual(['listening', 'speaking', 'listening']);
     client.stop();
     await client.closed;
   }, 30_000);

@@ -5,7 +5,7 @@ import type { Agent } from '../agents.schemas.js';
 import type { MediaChannel } from '../../media/media-engine.js';
 import type { SttProvider, TtsOptions, TtsProvider } from '../../media/providers.js';
 import { FallbackLlm } from '../../media/llm/fallback-llm.js';
-import type { ChatModel } from './conversation.js';
+import type { ChatModel } from './conversation-deps.js';
 
 /** Builds each call's providers from the process configuration. */
 export interface ConversationProviders {
@@ -25,7 +25,9 @@ export async function createConversationProviders(config: Config): Promise<Conve
   const { deepgram, openai, elevenlabs } = config.providers;
   const stt = deepgram.apiKey ? new (await import('../../media/stt/deepgram-stt.js')).DeepgramStt({ apiKey: deepgram.apiKey, baseUrl: deepgram.baseUrl }) : null;
   // A self-hosted OpenAI-compatible server (Ollama, vLLM) needs a base URL but often no key.
-  const openAi = openai.apiKey || openai.baseUrl ? new (await import('../../media/llm/openai-llm.js')).OpenAiLlm({ apiKey: openai.apiKey, baseUrl: openai.baseUrl }) : null;
+  const openAi = openai.apiKey || openai.baseUrl ? new (await import('../../media/llm/openai-llm.js')).OpenAiLlm({ apiKey: openai.apiKey, baseUrl: openai.baseUrl, name: llmEndpointName(openai.name, openai.baseUrl) }) : null;
+  // Loaded now, not at the first barge-in: parsing the tokenizer's tables would stall every live call.
+  const tokens = openAi ? await (await import('../../media/llm/token-count.js')).loadTokenCounter() : undefined;
   const elevenLabs = elevenlabs.apiKey ? new (await import('../../media/tts/elevenlabs-tts.js')).ElevenLabsTts({ apiKey: elevenlabs.apiKey, baseUrl: elevenlabs.baseUrl }) : null;
 
   return {
@@ -48,6 +50,7 @@ export async function createConversationProviders(config: Config): Promise<Conve
       if (!openAi) throw new Error('OPENAI_API_KEY / OPENAI_BASE_URL is not set');
       const candidates = [agent.llm.model, ...agent.llm.fallbacks.map((f) => f.model)].map((model) => ({ provider: openAi, model }));
       return new FallbackLlm(candidates, {
+        tokens,
         onFallback: onFallback ? (from, to, error) => onFallback(from.model, to.model, error.message) : undefined,
       });
     },
@@ -60,4 +63,15 @@ export async function createConversationProviders(config: Config): Promise<Conve
       return { name: 'piper', synthesize: (text: string, options: TtsOptions) => media.synthesize(text, options) };
     },
   };
+}
+
+/**
+ * How usage records and errors name the OpenAI-compatible endpoint: the configured name, else `openai` for
+ * OpenAI itself and the server's host (`localhost:11434`, `api.groq.com`) for anything else.
+ */
+export function llmEndpointName(name: string | undefined, baseUrl: string | undefined): string {
+  if (name) return name;
+  if (!baseUrl) return 'openai';
+  const url = new URL(baseUrl);
+  return url.hostname === 'api.openai.com' ? 'openai' : url.host;
 }

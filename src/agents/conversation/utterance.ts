@@ -1,18 +1,19 @@
-import type { ChatMessage } from '../../media/providers.js';
 import type { TurnLatency } from '../../calls/calls.table.js';
+import type { AssistantEntry, ChatHistory } from './chat-history.js';
+import { heardPart, type SpokenChunk } from './heard-text.js';
 
 /** What an agent utterance is: an answer, or one of the lines the engine says by itself. */
 export type UtteranceKind = 'speech' | 'dtmf' | 'first_message' | 'reprompt' | 'goodbye';
 
 /** One spoken chunk, in the order its mark was sent. `round` is the LLM round it came from (null: a filler). */
-interface Chunk {
-  text: string;
+interface Chunk extends SpokenChunk {
   round: number | null;
 }
 
 /**
  * One thing the agent says (possibly across several LLM rounds with tool calls in between). It owns the
- * turn's AbortSignal and keeps, per chunk, whether Twilio's mark proved the caller heard it.
+ * turn's AbortSignal and keeps, per chunk, where its audio sits on the caller's timeline and whether
+ * Twilio's mark proved the caller heard it, so a barge-in can tell what the caller heard.
  */
 export class Utterance {
   private readonly controller = new AbortController();
@@ -27,7 +28,7 @@ export class Utterance {
   /** Set when the first audio of this utterance was handed to the outbound queue. */
   firstAudioAt: number | null = null;
   /** Assistant messages this utterance added to history, by LLM round, so barge-in can cut them. */
-  readonly historyEntries = new Map<number, Extract<ChatMessage, { role: 'assistant' }>>();
+  readonly historyEntries = new Map<number, AssistantEntry>();
   /** Latency parts measured for this utterance. */
   readonly latency: TurnLatency = {};
   /** The turn's `seq` in the call's transcript, once it has audio (and so a row). */
@@ -66,23 +67,30 @@ export class Utterance {
     return this.generationDone && this.heard >= this.chunks.length;
   }
 
+  /** Every chunk queued so far has been heard (more may still come). */
+  get caughtUp(): boolean {
+    return this.heard >= this.chunks.length;
+  }
+
   /** All text queued for speech. */
   get spokenText(): string {
     return this.chunks.map((c) => c.text).join(' ');
   }
 
-  /** Only the text the marks prove the caller heard. */
-  get heardText(): string {
-    return this.chunks
-      .slice(0, this.heard)
-      .map((c) => c.text)
-      .join(' ');
+  /**
+   * Starts a chunk whose audio begins at `startMs` on the caller's timeline; `charEndsMs` (the TTS's
+   * character timings, still filling as audio arrives) places the cut when the caller barges in.
+   */
+  startChunk(text: string, round: number | null, startMs: number, charEndsMs?: number[]): Chunk {
+    const chunk: Chunk = { text, round, startMs, audioMs: 0, complete: false, charEndsMs };
+    this.chunks.push(chunk);
+    return chunk;
   }
 
-  /** Registers a chunk; returns the mark name to send after its audio. */
-  addChunk(text: string, round: number | null): string {
-    this.chunks.push({ text, round });
-    return `${this.seq}.${this.chunks.length - 1}`;
+  /** The chunk's audio is all queued; returns the mark name to send after it. */
+  completeChunk(chunk: Chunk): string {
+    chunk.complete = true;
+    return `${this.seq}.${this.chunks.indexOf(chunk)}`;
   }
 
   /** A mark came back; returns true when it belonged to this utterance. */
@@ -93,22 +101,46 @@ export class Utterance {
     return true;
   }
 
-  /** Stops the utterance: aborts its streams and cuts its history entries to what was heard. */
-  interrupt(history: ChatMessage[]): void {
+  /**
+   * What the caller heard once `playedMs` of the timeline has played, per chunk: whole chunks whose mark
+   * came back or whose audio has played, then the part of the playing chunk its played time carried.
+   */
+  heardParts(playedMs: number): Array<{ round: number | null; text: string }> {
+    const rate = this.msPerChar();
+    const out: Array<{ round: number | null; text: string }> = [];
+    for (const [i, chunk] of this.chunks.entries()) {
+      const text = i < this.heard ? chunk.text : heardPart(chunk, playedMs, rate);
+      if (!text) break;
+      out.push({ round: chunk.round, text });
+      if (text !== chunk.text) break;
+    }
+    return out;
+  }
+
+  /** The text the caller heard once `playedMs` of the timeline has played. */
+  heardText(playedMs: number): string {
+    return this.heardParts(playedMs)
+      .map((p) => p.text)
+      .join(' ');
+  }
+
+  /**
+   * Stops the utterance: aborts its streams and cuts its history entries to what was heard by `playedMs`.
+   * Returns the heard text.
+   */
+  interrupt(history: ChatHistory, playedMs: number): string {
     this.interrupted = true;
     this.controller.abort(new Error('interrupted'));
-    const heard = this.chunks.slice(0, this.heard);
+    const heard = this.heardParts(playedMs);
     for (const [round, entry] of this.historyEntries) {
       entry.content = heard
         .filter((c) => c.round === round)
         .map((c) => c.text)
         .join(' ');
-      if (!entry.content && !entry.toolCalls?.length) {
-        const i = history.indexOf(entry);
-        if (i !== -1) history.splice(i, 1);
-      }
+      if (!entry.content && !entry.toolCalls?.length) history.remove(entry);
     }
     this.finishedResolve();
+    return heard.map((p) => p.text).join(' ');
   }
 
   /** Marks the utterance as completely heard. */
@@ -120,5 +152,17 @@ export class Utterance {
   abort(reason: unknown): void {
     this.controller.abort(reason);
     this.finishedResolve();
+  }
+
+  // The voice's pace so far in this utterance, for a chunk whose audio is still arriving.
+  private msPerChar(): number | undefined {
+    let ms = 0;
+    let chars = 0;
+    for (const c of this.chunks) {
+      if (!c.complete) continue;
+      ms += c.audioMs;
+      chars += c.text.length;
+    }
+    return chars > 0 ? ms / chars : undefined;
   }
 }

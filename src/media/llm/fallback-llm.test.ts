@@ -1,9 +1,10 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { startFakeOpenAi, type FakeOpenAi, type FakeRespond } from '../../../test/fakes/openai.js';
 import { ProviderError } from '../../shared/errors.js';
 import type { LlmDelta } from '../providers.js';
 import { FallbackLlm, type FallbackLlmOptions, type LlmCandidate } from './fallback-llm.js';
 import { OpenAiLlm } from './openai-llm.js';
+import { loadTokenCounter, type TokenCounter } from './token-count.js';
 
 const request = { messages: [{ role: 'user' as const, content: 'Hi there' }] };
 
@@ -140,5 +141,40 @@ describe('FallbackLlm', () => {
     expect(deltas).toEqual([{ kind: 'text', text: 'one' }]);
     expect(secondary.requests).toHaveLength(0);
     await vi.waitFor(() => expect(primary.abortedStreams).toBe(1));
+  });
+
+  describe('with a token counter', () => {
+    let tokens: TokenCounter;
+    beforeAll(async () => {
+      tokens = await loadTokenCounter();
+    });
+
+    it('reports the estimated prompt tokens of a request aborted before its first token', async () => {
+      primary.setRespond(() => ({ text: 'Too late.', firstTokenDelayMs: 5_000 }));
+      const turn = new AbortController();
+      setTimeout(() => turn.abort(), 100);
+      const { deltas, error } = await drain(fallback({ tokens }).chat(request, turn.signal));
+      expect(error).toBeUndefined();
+      expect(deltas).toEqual([{ kind: 'usage', provider: 'primary', model: 'big-model', inputTokens: tokens.prompt(request.messages), outputTokens: 0, estimated: true }]);
+      expect(tokens.prompt(request.messages)).toBeGreaterThan(2);
+    });
+
+    it('reports the prompt and the streamed output of a reply aborted mid-stream', async () => {
+      primary.setRespond(() => ({ text: 'one two three four', tokenDelayMs: 100 }));
+      const turn = new AbortController();
+      const deltas: LlmDelta[] = [];
+      for await (const delta of fallback({ tokens }).chat(request, turn.signal)) {
+        deltas.push(delta);
+        if (delta.kind === 'text' && delta.text.includes('two')) turn.abort();
+      }
+      expect(deltas.at(-1)).toEqual({ kind: 'usage', provider: 'primary', model: 'big-model', inputTokens: tokens.prompt(request.messages), outputTokens: tokens.text('one two'), estimated: true });
+    });
+
+    it('uses the usage the provider reported, and estimates none for an error answer', async () => {
+      primary.setRespond(failWith(503));
+      secondary.setRespond(() => ({ text: 'Fine.', promptTokens: 11, completionTokens: 2 }));
+      const { deltas } = await drain(fallback({ tokens }).chat(request, new AbortController().signal));
+      expect(deltas.filter((d) => d.kind === 'usage')).toEqual([{ kind: 'usage', provider: 'secondary', model: 'backup-model', inputTokens: 11, outputTokens: 2 }]);
+    });
   });
 });

@@ -2,6 +2,7 @@
 // heard nothing from it: once text or a tool call is out, switching models would say things twice.
 import { ProviderError } from '../../shared/errors.js';
 import type { LlmDelta, LlmProvider, LlmRequest } from '../providers.js';
+import type { TokenCounter } from './token-count.js';
 
 /** One model on one provider, in fallback order. */
 export interface LlmCandidate {
@@ -15,6 +16,11 @@ export interface FallbackLlmOptions {
   firstTokenTimeoutMs?: number;
   /** Told each time a candidate is abandoned for the next one (logs, metrics). */
   onFallback?: (from: LlmCandidate, to: LlmCandidate, error: ProviderError) => void;
+  /**
+   * Counts the tokens of attempts the provider reported no usage for (cut by us, or by a server that sends
+   * none), so they yield an `estimated` usage delta instead of nothing. Without it such attempts count nothing.
+   */
+  tokens?: TokenCounter;
 }
 
 /** Streams a completion from the first candidate that answers, falling back on retryable failures. */
@@ -32,7 +38,9 @@ export class FallbackLlm {
   /**
    * Streams one completion; the `usage` delta names the model that answered. Ends quietly when `signal` aborts;
    * throws the candidate's ProviderError once output has started or when it is not retryable, and a
-   * ProviderError naming every attempt when all candidates fail.
+   * ProviderError naming every attempt when all candidates fail. An attempt the provider billed without
+   * saying so (aborted, timed out, failed mid-stream) still yields a usage delta, marked `estimated`, before
+   * it ends: keep iterating after an abort to receive it.
    */
   async *chat(request: Omit<LlmRequest, 'model'>, signal: AbortSignal): AsyncGenerator<LlmDelta, void, undefined> {
     const failures: string[] = [];
@@ -73,6 +81,16 @@ export class FallbackLlm {
     const iterator = candidate.provider.chat({ ...request, model: candidate.model }, controller.signal)[Symbol.asyncIterator]();
     let started = false;
     let finished = false;
+    // What the provider streamed, for counting when it reports no usage itself.
+    let usageSeen = false;
+    let output = '';
+    const estimate = (): LlmDelta[] => {
+      const tokens = this.options.tokens;
+      if (usageSeen || !tokens) return [];
+      usageSeen = true;
+      const inputTokens = tokens.prompt(request.messages, request.tools);
+      return [{ kind: 'usage', provider: candidate.provider.name, model: candidate.model, inputTokens, outputTokens: tokens.text(output), estimated: true }];
+    };
     let timer: NodeJS.Timeout | undefined;
     let onAbortBeforeOutput: (() => void) | undefined;
     // Resolves when the first-token deadline passes or the caller aborts, whichever comes first; raced against
@@ -91,12 +109,15 @@ export class FallbackLlm {
           } else {
             const pending = iterator.next();
             const winner = await Promise.race([pending, interrupted]);
+            // Either way the request reached the provider, which bills its prompt.
             if (winner === 'aborted') {
               pending.catch(() => {});
+              yield* estimate();
               return;
             }
             if (winner === 'timeout') {
               pending.catch(() => {});
+              yield* estimate();
               throw new FallbackSignal(
                 new ProviderError(candidate.provider.name, `no output within ${this.firstTokenTimeoutMs} ms`, true),
               );
@@ -105,18 +126,27 @@ export class FallbackLlm {
           }
         } catch (error) {
           if (error instanceof FallbackSignal) throw error;
-          if (signal.aborted) return;
+          if (signal.aborted) {
+            yield* estimate();
+            return;
+          }
+          // An error answer before any output is not billed; a stream that broke after output was.
           if (!started && error instanceof ProviderError && error.retryable) throw new FallbackSignal(error);
+          if (started) yield* estimate();
           throw error;
         }
         if (result.done) {
           finished = true;
+          yield* estimate();
           return;
         }
         const delta = result.value;
         if (delta.kind === 'text' || delta.kind === 'tool_call') {
           started = true;
           clearTimeout(timer);
+          output += delta.kind === 'text' ? delta.text : delta.call.name + delta.call.arguments;
+        } else if (delta.kind === 'usage') {
+          usageSeen = true;
         }
         yield delta;
       }

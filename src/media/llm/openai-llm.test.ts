@@ -89,7 +89,7 @@ describe('OpenAiLlm', () => {
     const { llm } = await setup({ respond: () => ({ text: 'Hello.', promptTokens: 42, completionTokens: 7 }) });
     const { deltas } = await drain(llm.chat(request, new AbortController().signal));
     expect(deltas.slice(-2)).toEqual([
-      { kind: 'usage', model: 'gpt-4o-mini', inputTokens: 42, outputTokens: 7 },
+      { kind: 'usage', provider: 'openai', model: 'gpt-4o-mini', inputTokens: 42, outputTokens: 7 },
       { kind: 'done', finishReason: 'stop' },
     ]);
   });

@@ -89,6 +89,7 @@ export class OpenAiLlm implements LlmProvider {
           if (chunk.usage) {
             usage = {
               kind: 'usage',
+              provider: this.name,
               model: chunk.model || request.model,
               inputTokens: chunk.usage.prompt_tokens,
               outputTokens: chunk.usage.completion_tokens,

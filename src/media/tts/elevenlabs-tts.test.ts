@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { expectedAudioBytes, fakeAudio, startFakeElevenLabs, type FakeElevenLabs } from '../../../test/fakes/elevenlabs.js';
+import { expectedAudioBytes, expectedAudioMs, fakeAudio, startFakeElevenLabs, type FakeElevenLabs } from '../../../test/fakes/elevenlabs.js';
 import { ProviderError } from '../../shared/errors.js';
+import type { TtsCharTimings } from '../providers.js';
 import { ElevenLabsTts, type ElevenLabsTtsOptions } from './elevenlabs-tts.js';
 
 const API_KEY = 'test-elevenlabs-key';
@@ -45,13 +46,29 @@ async function failureOf(chunks: AsyncIterable<Uint8Array>): Promise<unknown> {
   }
 }
 
+// Set per run below: every behaviour holds for the plain stream and for the with-timestamps stream.
+let onTimings: ((t: TtsCharTimings) => void) | undefined;
+
 const opts = (extra: { speed?: number; signal?: AbortSignal; voice?: string } = {}) => ({
   voice: extra.voice ?? VOICE,
   speed: extra.speed ?? 1,
   signal: extra.signal ?? new AbortController().signal,
+  onTimings,
 });
 
-describe('ElevenLabsTts', () => {
+describe.each([
+  { stream: 'the audio stream', timed: false },
+  { stream: 'the with-timestamps stream', timed: true },
+])('ElevenLabsTts over $stream', ({ timed }) => {
+  beforeEach(() => {
+    onTimings = timed ? () => {} : undefined;
+  });
+
+  it('asks for the endpoint that matches whether timings are wanted', async () => {
+    await collect(tts().synthesize(TEXT, opts()));
+    expect(fake.requests[0]!.path).toBe(`/v1/text-to-speech/${VOICE}/stream${timed ? '/with-timestamps' : ''}`);
+  });
+
   it('yields the mu-law bytes the server sent, unchanged and complete', async () => {
     const chunks = await collect(tts().synthesize(TEXT, opts()));
     const audio = concat(chunks);
@@ -178,5 +195,29 @@ describe('ElevenLabsTts', () => {
     fake.setOptions({ chunkDelayMs: 50 });
     for await (const _chunk of tts().synthesize(TEXT, opts())) break;
     await vi.waitFor(() => expect(fake.abortedRequests).toBe(1));
+  });
+});
+
+describe('ElevenLabsTts character timings', () => {
+  it('hands over every character with its timing, on one clock, before the audio it describes', async () => {
+    const events: Array<{ kind: 'timings'; t: TtsCharTimings } | { kind: 'audio'; bytes: number }> = [];
+    const audio: Uint8Array[] = [];
+    for await (const chunk of tts().synthesize(TEXT, { ...opts(), onTimings: (t) => events.push({ kind: 'timings', t }) })) {
+      events.push({ kind: 'audio', bytes: chunk.byteLength });
+      audio.push(chunk);
+    }
+    expect(concat(audio)).toEqual(fakeAudio(TEXT));
+    const timings = events.flatMap((e) => (e.kind === 'timings' ? [e.t] : []));
+    expect(timings.flatMap((t) => t.chars).join('')).toBe(TEXT);
+    const ends = timings.flatMap((t) => t.endsMs);
+    // The fake speaks 60 ms a character: the last one ends with the audio.
+    expect(ends.at(-1)).toBeCloseTo(expectedAudioMs(TEXT), 0);
+    expect(ends).toEqual([...ends].sort((a, b) => a - b));
+    // Each character's timing arrives no later than the audio it starts in.
+    let audioMs = 0;
+    for (const e of events) {
+      if (e.kind === 'audio') audioMs += e.bytes / 8;
+      else expect(Math.min(...e.t.startsMs)).toBeGreaterThanOrEqual(audioMs - 1);
+    }
   });
 });

@@ -2,7 +2,7 @@
 // phone carries, so the bytes go out exactly as they arrive: no decoding, resampling or re-chunking.
 import { ElevenLabsClient, ElevenLabsError } from '@elevenlabs/elevenlabs-js';
 import { ProviderError } from '../../shared/errors.js';
-import type { TtsOptions, TtsProvider } from '../providers.js';
+import type { TtsCharTimings, TtsOptions, TtsProvider } from '../providers.js';
 
 const PROVIDER = 'elevenlabs';
 const DEFAULT_MODEL = 'eleven_flash_v2_5';
@@ -47,8 +47,12 @@ export class ElevenLabsTts implements TtsProvider {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
-  /** Streams the audio for `text` as it arrives; aborting `signal` hangs up and ends the iteration quietly. */
-  async *synthesize(text: string, { voice, speed, signal }: TtsOptions): AsyncIterable<Uint8Array> {
+  /**
+   * Streams the audio for `text` as it arrives; aborting `signal` hangs up and ends the iteration quietly.
+   * With `onTimings` it asks for the with-timestamps stream, and hands over each piece's character timings
+   * before the piece itself.
+   */
+  async *synthesize(text: string, { voice, speed, signal, onTimings }: TtsOptions): AsyncIterable<Uint8Array> {
     // Nothing to say is not an error; ElevenLabs would answer it with a 400.
     if (signal.aborted || text.trim() === '') return;
 
@@ -67,33 +71,36 @@ export class ElevenLabsTts implements TtsProvider {
       }, this.timeoutMs);
     };
     const waitEnds = (): void => clearTimeout(stallTimer);
-    let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+    let pieces: Pieces | undefined;
     let finished = false;
 
     try {
       const clamped = elevenLabsSpeed(speed);
+      const body = {
+        text,
+        modelId: this.modelId,
+        outputFormat: 'ulaw_8000' as const,
+        optimizeStreamingLatency: this.optimizeStreamingLatency,
+        // Only sent when it changes something: voice_settings overrides the voice's stored settings.
+        ...(clamped === 1 ? {} : { voiceSettings: { speed: clamped } }),
+      };
+      const options = { abortSignal: request.signal, maxRetries: 0, timeoutInSeconds: this.timeoutMs / 1000 };
       waitStarts();
-      const body = await this.client.textToSpeech.stream(
-        voice,
-        {
-          text,
-          modelId: this.modelId,
-          outputFormat: 'ulaw_8000',
-          optimizeStreamingLatency: this.optimizeStreamingLatency,
-          // Only sent when it changes something: voice_settings overrides the voice's stored settings.
-          ...(clamped === 1 ? {} : { voiceSettings: { speed: clamped } }),
-        },
-        { abortSignal: request.signal, maxRetries: 0, timeoutInSeconds: this.timeoutMs / 1000 },
-      );
-      reader = body.getReader();
+      pieces = onTimings
+        ? timedPieces(await this.client.textToSpeech.streamWithTimestamps(voice, body, options))
+        : audioPieces(await this.client.textToSpeech.stream(voice, body, options));
+      const timings = new TimingsOffset();
       for (;;) {
-        const { done, value } = await reader.read();
+        const next = await pieces.next();
         waitEnds();
-        if (done) {
+        if (next.done) {
           finished = true;
           return;
         }
-        if (value.byteLength > 0) yield value;
+        const { audio, alignment } = next.value;
+        if (alignment && onTimings) onTimings(timings.place(alignment));
+        timings.advance(audio.byteLength);
+        if (audio.byteLength > 0) yield audio;
         // Chunks already buffered must not play after a barge-in.
         if (signal.aborted) return;
         waitStarts();
@@ -108,9 +115,72 @@ export class ElevenLabsTts implements TtsProvider {
       // Reached when the consumer stops iterating early too: hang up so ElevenLabs stops generating (and billing).
       if (!finished) {
         request.abort();
-        reader?.cancel().catch(() => {});
+        pieces?.cancel();
       }
     }
+  }
+}
+
+/** One piece of the answer: audio, and the timings of the characters that start in it (seconds from the start). */
+interface Piece {
+  audio: Uint8Array;
+  alignment?: { characters: string[]; characterStartTimesSeconds: number[]; characterEndTimesSeconds: number[] };
+}
+
+/** The pieces of one response, whatever its shape, and a way to hang up on it. */
+interface Pieces {
+  next(): Promise<IteratorResult<Piece>>;
+  cancel(): void;
+}
+
+// The plain stream: raw mu-law bytes.
+function audioPieces(body: ReadableStream<Uint8Array>): Pieces {
+  const reader = body.getReader();
+  return {
+    next: async () => {
+      const { done, value } = await reader.read();
+      return done ? { done: true, value: undefined } : { done: false, value: { audio: value } };
+    },
+    cancel: () => void reader.cancel().catch(() => {}),
+  };
+}
+
+// The with-timestamps stream: one JSON object per line, base64 audio with its character timings.
+function timedPieces(stream: AsyncIterable<{ audioBase64: string; alignment?: Piece['alignment'] }>): Pieces {
+  const iterator = stream[Symbol.asyncIterator]();
+  return {
+    next: async () => {
+      const r = await iterator.next();
+      if (r.done) return { done: true, value: undefined };
+      const bytes = Buffer.from(r.value.audioBase64 ?? '', 'base64');
+      return { done: false, value: { audio: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), alignment: r.value.alignment } };
+    },
+    cancel: () => void iterator.return?.().catch(() => {}),
+  };
+}
+
+/**
+ * Puts each piece's timings on one clock, ms from the start of this text's audio. ElevenLabs counts from
+ * the start of the request; should a piece count from its own start instead (times going back), the audio
+ * before it is added, so both conventions land on the same clock.
+ */
+class TimingsOffset {
+  private audioMs = 0;
+  private lastEndMs = 0;
+
+  place(a: NonNullable<Piece['alignment']>): TtsCharTimings {
+    let startsMs = a.characterStartTimesSeconds.map((s) => s * 1000);
+    let endsMs = a.characterEndTimesSeconds.map((s) => s * 1000);
+    if (startsMs.length > 0 && startsMs[0]! + 1 < this.lastEndMs) {
+      startsMs = startsMs.map((ms) => ms + this.audioMs);
+      endsMs = endsMs.map((ms) => ms + this.audioMs);
+    }
+    this.lastEndMs = Math.max(this.lastEndMs, ...endsMs);
+    return { chars: a.characters, startsMs, endsMs };
+  }
+
+  advance(bytes: number): void {
+    this.audioMs += bytes / 8;
   }
 }
 

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { OutboundAudio, FRAME_BYTES } from './outbound-audio.js';
 import type { TwilioOutbound } from './twilio-protocol.js';
 
@@ -48,5 +48,57 @@ describe('OutboundAudio', () => {
     expect(out.pending).toBe(0);
     expect(sent.at(-1)).toEqual({ event: 'clear', streamSid: 'MZ1' });
     expect(kinds(sent).filter((k) => k === 'media')).toHaveLength(2);
+  });
+});
+
+describe('OutboundAudio timeline', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+  // The pacer's clock and its timers move together, 20 ms at a time, as they do in real life.
+  const timed = () => {
+    vi.useFakeTimers();
+    const s = setup(100);
+    const play = (ms: number) => {
+      for (let t = 0; t < ms; t += 20) {
+        s.advance(20);
+        vi.advanceTimersByTime(20);
+      }
+    };
+    const wait = (ms: number) => s.advance(ms);
+    return { ...s, play, wait };
+  };
+  it('counts as played only the audio whose time has come, not what was sent ahead', () => {
+    const { out, play } = timed();
+    out.pushAudio(new Uint8Array(FRAME_BYTES * 50));
+    expect(out.queuedMs).toBe(1000);
+    expect(out.playedMs()).toBe(0);
+    play(340);
+    expect(out.playedMs()).toBe(340);
+    out.stop();
+  });
+
+  it('restarts playback from now after a quiet period, as Twilio does', () => {
+    const { out, play, wait } = timed();
+    out.pushAudio(new Uint8Array(FRAME_BYTES * 5));
+    play(100);
+    wait(5000);
+    expect(out.playedMs()).toBe(100);
+    out.pushAudio(new Uint8Array(FRAME_BYTES * 5));
+    play(40);
+    expect(out.playedMs()).toBe(140);
+    out.stop();
+  });
+
+  it('cuts the timeline back to what was played on clear', () => {
+    const { out, play } = timed();
+    out.pushAudio(new Uint8Array(FRAME_BYTES * 50));
+    play(260);
+    out.clear();
+    expect(out.queuedMs).toBe(260);
+    expect(out.playedMs()).toBe(260);
+    out.pushAudio(new Uint8Array(FRAME_BYTES * 5));
+    expect(out.queuedMs).toBe(360);
+    out.stop();
   });
 });

@@ -29,6 +29,10 @@ export class OutboundAudio {
   private readonly now: () => number;
   private partial: Uint8Array | null = null;
   private stopped = false;
+  // The caller's timeline: ms of whole frames queued, and of those sent. `clear` cuts both back to what
+  // was played, so positions only ever count audio the caller heard or will hear.
+  private queuedUntilMs = 0;
+  private sentUntilMs = 0;
   /** Frames sent since the stream began. */
   framesSent = 0;
 
@@ -45,6 +49,20 @@ export class OutboundAudio {
     return this.queue.length - this.head;
   }
 
+  /** Where on the caller's timeline (ms) the next queued audio will play; a short unflushed tail is not counted. */
+  get queuedMs(): number {
+    return this.queuedUntilMs;
+  }
+
+  /**
+   * How much of the timeline (ms) the caller has heard by now. Twilio plays what it receives in real time,
+   * starting at once when idle, so a frame sent for stream time `t` plays at `t`: what was sent, less what
+   * is still ahead of the clock.
+   */
+  playedMs(): number {
+    return this.sentUntilMs - Math.max(0, this.sentUntil - this.now());
+  }
+
   /** Queues mu-law audio of any length; it is cut into 20 ms frames (a short tail waits for more audio or a mark). */
   pushAudio(mulaw: Uint8Array): void {
     if (this.stopped) return;
@@ -59,6 +77,7 @@ export class OutboundAudio {
     let offset = 0;
     for (; offset + FRAME_BYTES <= data.length; offset += FRAME_BYTES) {
       this.queue.push({ kind: 'audio', frame: data.subarray(offset, offset + FRAME_BYTES) });
+      this.queuedUntilMs += FRAME_MS;
     }
     if (offset < data.length) this.partial = data.slice(offset);
     this.pump();
@@ -74,6 +93,9 @@ export class OutboundAudio {
 
   /** Drops everything unsent and tells Twilio to drop what it has buffered (barge-in). */
   clear(): void {
+    const played = this.playedMs();
+    this.queuedUntilMs = played;
+    this.sentUntilMs = played;
     this.queue.length = 0;
     this.head = 0;
     this.partial = null;
@@ -99,6 +121,7 @@ export class OutboundAudio {
     frame.set(this.partial);
     this.partial = null;
     this.queue.push({ kind: 'audio', frame });
+    this.queuedUntilMs += FRAME_MS;
   }
 
   private pump(): void {
@@ -115,6 +138,7 @@ export class OutboundAudio {
       this.opts.send({ event: 'media', streamSid: this.streamSid, media: { payload: Buffer.from(item.frame.buffer, item.frame.byteOffset, item.frame.byteLength).toString('base64') } });
       this.framesSent++;
       this.sentUntil += FRAME_MS;
+      this.sentUntilMs += FRAME_MS;
     }
     if (this.head === this.queue.length) {
       this.queue.length = 0;

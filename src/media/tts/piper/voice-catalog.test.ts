@@ -7,13 +7,12 @@ import { join } from 'node:path';
 import {
   fetchVoiceCatalog,
   findVoice,
-  installVoice,
-  licenseFromModelCard,
-  listInstalledVoices,
   resolveVoice,
   VoiceCatalogError,
   type VoiceCatalog,
 } from './voice-catalog.js';
+import { installVoice, licenseFromModelCard } from './voice-install.js';
+import { listInstalledVoices } from './installed-voices.js';
 
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 
