@@ -26,8 +26,10 @@ describe.each([
 
   it('keeps the per-address login limit when every attempt forges a different X-Forwarded-For', async () => {
     const statuses: number[] = [];
-    // A different (unknown) email each time, so only the per-address limit can apply.
-    for (let i = 0; i < 21; i++) {
+    // A different (unknown) email each time, so only the per-address limit can apply. The limit is 20 a
+    // minute in a window aligned to the minute (with Redis): a run that straddles a boundary may get up to
+    // 20 more through, never 41. Forged addresses that escaped the limit would never see a 429.
+    for (let i = 0; i < 41 && !statuses.includes(429); i++) {
       const res = await t.app.inject({
         method: 'POST',
         url: '/auth/login',
@@ -36,8 +38,9 @@ describe.each([
       });
       statuses.push(res.statusCode);
     }
-    expect(statuses.slice(0, 20).every((s) => s === 401)).toBe(true);
-    expect(statuses[20]).toBe(429);
+    expect(statuses.filter((s) => s !== 401 && s !== 429)).toEqual([]);
+    expect(statuses.at(-1)).toBe(429);
+    expect(statuses.length).toBeGreaterThanOrEqual(21);
   });
 
   it('still tells apart two clients behind the proxy', async () => {
