@@ -119,6 +119,25 @@ export interface FakeTwilioFailure {
   times?: number;
 }
 
+/** Which REST requests a hold applies to. */
+export interface FakeTwilioMatch {
+  /** Only requests with this method (e.g. `POST`). */
+  method?: string;
+  /** Only requests whose path contains this string or matches this pattern. */
+  path?: string | RegExp;
+}
+
+/**
+ * A REST answer the fake keeps back. The request is carried out as usual (a call it creates exists), only
+ * its answer waits: what a client sees when Twilio acted on a request whose response never came back.
+ */
+export interface FakeTwilioHold {
+  /** Resolves with the request once it has arrived and been carried out. */
+  readonly arrived: Promise<FakeTwilioRequest>;
+  /** Sends the held answer; a no-op when the client has gone away meanwhile. */
+  release(): void;
+}
+
 /** A webhook Twilio is about to send: where, how, and its parameters. */
 export interface FakeWebhook {
   /** The webhook URL as configured (for GET, the parameters are added to its query when sent). */
@@ -183,6 +202,8 @@ export interface FakeTwilio {
   call(sid: string): FakeCall;
   /** Makes the next matching REST request(s) fail with a Twilio error. */
   failNext(failure: FakeTwilioFailure): void;
+  /** Carries out the next matching REST request but keeps its answer back until `release` (see FakeTwilioHold). */
+  holdNext(match: FakeTwilioMatch): FakeTwilioHold;
   /** Adds a number the account owns, as if bought elsewhere. */
   addOwnedNumber(number: Partial<Omit<FakeOwnedNumber, 'phoneNumber'>> & { phoneNumber: string }): FakeOwnedNumber;
   /**
@@ -325,6 +346,7 @@ export async function startFakeTwilio(options: FakeTwilioOptions = {}): Promise<
   const available: FakeAvailableNumber[] = (options.availableNumbers ?? DEFAULT_AVAILABLE_NUMBERS).map((n) => ({ ...n }));
   const deliveries: FakeWebhookDelivery[] = [];
   const failures: Array<FakeTwilioFailure & { left: number }> = [];
+  const holds: Array<FakeTwilioMatch & { take(record: FakeTwilioRequest, answer: () => void): void }> = [];
   const accountPath = `${API}/Accounts/${accountSid}`;
 
   const addOwnedNumber: FakeTwilio['addOwnedNumber'] = (n) => {
@@ -735,28 +757,39 @@ export async function startFakeTwilio(options: FakeTwilioOptions = {}): Promise<
     requests.push(record);
     res.on('finish', () => (record.status = res.statusCode));
 
-    const failure = failures.find(
-      (f) =>
-        (!f.method || f.method.toUpperCase() === method) &&
-        (!f.path || (typeof f.path === 'string' ? record.path.includes(f.path) : f.path.test(record.path))),
-    );
+    const matches = (m: FakeTwilioMatch) =>
+      (!m.method || m.method.toUpperCase() === method) &&
+      (!m.path || (typeof m.path === 'string' ? record.path.includes(m.path) : m.path.test(record.path)));
+    const failure = failures.find(matches);
     if (failure) {
       failure.left -= 1;
       if (failure.left <= 0) failures.splice(failures.indexOf(failure), 1);
       sendError(res, failure.status, failure.code, failure.message ?? `Injected failure (HTTP ${failure.status})`);
       return;
     }
+    let answer: () => void;
     if (!auth.ok) {
-      sendError(res, 401, 20003, 'Authenticate', { 'www-authenticate': 'Basic realm="Twilio API"' });
+      answer = () => sendError(res, 401, 20003, 'Authenticate', { 'www-authenticate': 'Basic realm="Twilio API"' });
+    } else {
+      try {
+        const [status, body] = route(method, record.path, record.query, record.params);
+        answer = () => send(res, status, body);
+      } catch (err) {
+        answer = () => {
+          if (err instanceof TwilioRestError) sendError(res, err.status, err.code, err.message);
+          else sendError(res, 500, 20500, `Internal Server Error: ${err instanceof Error ? err.message : String(err)}`);
+        };
+      }
+    }
+    const hold = holds.find(matches);
+    if (hold) {
+      holds.splice(holds.indexOf(hold), 1);
+      hold.take(record, () => {
+        if (!res.destroyed) answer();
+      });
       return;
     }
-    try {
-      const [status, body] = route(method, record.path, record.query, record.params);
-      send(res, status, body);
-    } catch (err) {
-      if (err instanceof TwilioRestError) sendError(res, err.status, err.code, err.message);
-      else sendError(res, 500, 20500, `Internal Server Error: ${err instanceof Error ? err.message : String(err)}`);
-    }
+    answer();
   };
 
   const server = createServer((req, res) => {
@@ -956,6 +989,30 @@ export async function startFakeTwilio(options: FakeTwilioOptions = {}): Promise<
     call: findCall,
     failNext(failure) {
       failures.push({ ...failure, left: failure.times ?? 1 });
+    },
+    holdNext(match) {
+      let arrive!: (record: FakeTwilioRequest) => void;
+      const arrived = new Promise<FakeTwilioRequest>((resolve) => (arrive = resolve));
+      let held: (() => void) | null = null;
+      let released = false;
+      holds.push({
+        ...match,
+        take(record, answer) {
+          if (released) answer();
+          else held = answer;
+          arrive(record);
+        },
+      });
+      return {
+        arrived,
+        release() {
+          released = true;
+          const answer = held;
+          held = null;
+          // A client killed while it waited has no socket left: the answer is then dropped.
+          if (answer) answer();
+        },
+      };
     },
     addOwnedNumber,
     prepareStatusCallback,

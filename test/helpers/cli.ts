@@ -26,16 +26,39 @@ export interface ServeProcess {
   exited: Promise<number | null>;
 }
 
+/** Extra settings for a `vocelio` child process. */
+export interface ProcessOptions {
+  /**
+   * Variables set on top of the test's environment (minus DATABASE_URL and REDIS_URL): passing those two
+   * here is how a test chooses PostgreSQL and Redis; an `undefined` value removes the variable.
+   */
+  env?: Record<string, string | undefined>;
+}
+
 /**
  * Starts `vocelio serve` the way a new user does: the embedded default (no DATABASE_URL or REDIS_URL, even
- * when the test run has them), only a data dir and a port.
+ * when the test run has them), only a data dir and a port, plus whatever `options.env` sets.
  */
-export function serve(dataDir: string, port: number): ServeProcess {
-  const { DATABASE_URL: _d, REDIS_URL: _r, ...env } = process.env;
-  const child = spawn(process.execPath, [BIN, 'serve'], {
-    env: { ...env, NODE_ENV: 'production', DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: 'warn', VOCELIO_FROM_SOURCE: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+export function serve(dataDir: string, port: number, options: ProcessOptions = {}): ServeProcess {
+  return spawnVocelio(['serve'], { NODE_ENV: 'production', DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: 'warn', ...options.env });
+}
+
+/** Starts `vocelio worker` (it needs DATABASE_URL and REDIS_URL in `options.env`). */
+export function worker(dataDir: string, options: ProcessOptions = {}): ServeProcess {
+  return spawnVocelio(['worker'], { NODE_ENV: 'production', DATA_DIR: dataDir, LOG_LEVEL: 'warn', ...options.env });
+}
+
+/** Stops a child with SIGTERM (unless it already exited) and resolves with its exit code. */
+export async function stop(run: ServeProcess): Promise<number | null> {
+  if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGTERM');
+  return run.exited;
+}
+
+function spawnVocelio(args: string[], overrides: Record<string, string | undefined>): ServeProcess {
+  const { DATABASE_URL: _d, REDIS_URL: _r, ...inherited } = process.env;
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...inherited, VOCELIO_FROM_SOURCE: '1', ...overrides })) if (v !== undefined) env[k] = v;
+  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let stdout = '';
   let stderr = '';
