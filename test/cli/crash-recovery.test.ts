@@ -181,9 +181,8 @@ function crashRecovery(makeBackend: () => Promise<Backend>): void {
     const hold = twilio.holdNext({ method: 'POST', path: '/Calls.json' });
     const placing = fetch(`${base}/v1/calls`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ agentId: agent.id, to: '+14155550124', phoneNumberId: number.id }) }).catch(() => null);
     const request = await hold.arrived;
-    const voiceUrl = request.params.Url;
-    const unplacedId = new URL(typeof voiceUrl === 'string' ? voiceUrl : '').searchParams.get('callId')!;
-    unplaced = { id: unplacedId, sid: twilio.calls.at(-1)!.sid };
+    const created = twilio.calls.find((c) => c.params === request.params)!;
+    unplaced = { id: new URL(created.url!).searchParams.get('callId')!, sid: created.sid };
 
     server.child.kill('SIGKILL');
     killedAt = Date.now();
