@@ -119,6 +119,17 @@ export interface FakeTwilioFailure {
   times?: number;
 }
 
+/**
+ * A REST answer held back: the request was applied (the call exists, the hangup happened), but its answer
+ * stays on the wire until `release`, as when Twilio is slow to respond. Callbacks can be delivered meanwhile.
+ */
+export interface FakeTwilioHold {
+  /** Resolves with the request once it arrived and was applied. */
+  readonly arrived: Promise<FakeTwilioRequest>;
+  /** Sends the held answer (at once if released before the request arrived). */
+  release(): void;
+}
+
 /** A webhook Twilio is about to send: where, how, and its parameters. */
 export interface FakeWebhook {
   /** The webhook URL as configured (for GET, the parameters are added to its query when sent). */
@@ -183,6 +194,8 @@ export interface FakeTwilio {
   call(sid: string): FakeCall;
   /** Makes the next matching REST request(s) fail with a Twilio error. */
   failNext(failure: FakeTwilioFailure): void;
+  /** Holds back the answer to the next authenticated REST request `match` accepts (see {@link FakeTwilioHold}). */
+  holdNext(match: (req: FakeTwilioRequest) => boolean): FakeTwilioHold;
   /** Adds a number the account owns, as if bought elsewhere. */
   addOwnedNumber(number: Partial<Omit<FakeOwnedNumber, 'phoneNumber'>> & { phoneNumber: string }): FakeOwnedNumber;
   /**
@@ -325,6 +338,7 @@ export async function startFakeTwilio(options: FakeTwilioOptions = {}): Promise<
   const available: FakeAvailableNumber[] = (options.availableNumbers ?? DEFAULT_AVAILABLE_NUMBERS).map((n) => ({ ...n }));
   const deliveries: FakeWebhookDelivery[] = [];
   const failures: Array<FakeTwilioFailure & { left: number }> = [];
+  const holds: Array<{ match: (req: FakeTwilioRequest) => boolean; arrive: (req: FakeTwilioRequest) => void; released: Promise<void> }> = [];
   const accountPath = `${API}/Accounts/${accountSid}`;
 
   const addOwnedNumber: FakeTwilio['addOwnedNumber'] = (n) => {
@@ -752,6 +766,12 @@ export async function startFakeTwilio(options: FakeTwilioOptions = {}): Promise<
     }
     try {
       const [status, body] = route(method, record.path, record.query, record.params);
+      const hold = holds.find((h) => h.match(record));
+      if (hold) {
+        holds.splice(holds.indexOf(hold), 1);
+        hold.arrive(record);
+        await hold.released;
+      }
       send(res, status, body);
     } catch (err) {
       if (err instanceof TwilioRestError) sendError(res, err.status, err.code, err.message);
@@ -956,6 +976,14 @@ export async function startFakeTwilio(options: FakeTwilioOptions = {}): Promise<
     call: findCall,
     failNext(failure) {
       failures.push({ ...failure, left: failure.times ?? 1 });
+    },
+    holdNext(match) {
+      let arrive!: (req: FakeTwilioRequest) => void;
+      let release!: () => void;
+      const arrived = new Promise<FakeTwilioRequest>((resolve) => (arrive = resolve));
+      const released = new Promise<void>((resolve) => (release = resolve));
+      holds.push({ match, arrive, released });
+      return { arrived, release };
     },
     addOwnedNumber,
     prepareStatusCallback,
