@@ -60,6 +60,8 @@ export interface AppDeps {
   now?: () => number;
   /** The process's durable-event feed (shared with the dispatcher); default: the app opens its own. */
   eventFeed?: EventFeed;
+  /** No other node can use this database (`serve` on the locked embedded one): earlier nodes' calls are orphans at once. */
+  exclusiveNode?: boolean;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -138,7 +140,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(organizationsPlugin);
   await app.register(agentsPlugin);
   await app.register(authPlugin);
-  await app.register(callsPlugin);
+  await app.register(callsPlugin, { lifecycle: config.lifecycle, exclusiveNode: deps.exclusiveNode });
   await app.register(billingPlugin);
   await app.register(recordingsPlugin, {});
   await app.register(carrierPlugin, { telephony: deps.telephony });

@@ -50,6 +50,8 @@ export interface Config {
   mediaStream: { startTimeoutMs: number; maxPending: number; maxPendingPerAddress: number };
   /** Durable events and the event stream (`EVENTS_*`, `EVENT_STREAM_*`). */
   events: EventsConfig;
+  /** How calls end when a signal is lost or a node dies (`CALL_*`, `NODE_*`). */
+  lifecycle: LifecycleConfig;
   /** When set, `/metrics` requires `Authorization: Bearer <token>`. */
   metricsToken?: string;
   /** An S3-compatible bucket for call recordings (`RECORDINGS_S3_*`); unset: files under `DATA_DIR/recordings`. */
@@ -73,6 +75,20 @@ export interface EventsConfig {
   streamMaxBufferedBytes: number;
   /** Streams one organization may hold open on one node. */
   streamMaxPerOrganization: number;
+}
+
+/** Call finalization and crash recovery; chosen in docs/decisions.md ("Call lifecycle"). */
+export interface LifecycleConfig {
+  /** After a call's first end signal, how long to wait for the other (a lost carrier callback). */
+  finalizeGraceMs: number;
+  /** How often each node looks for calls to finalize, crashed nodes' calls and expired placements. */
+  sweepMs: number;
+  /** An outbound call with no carrier id this long after it was created is `placement_unknown`. */
+  placementDeadlineMs: number;
+  /** How often a `serve` node renews its lease. */
+  nodeHeartbeatMs: number;
+  /** A node whose lease is older than this is gone; the calls it held end `server_crashed`. */
+  nodeLeaseMs: number;
 }
 
 /** An S3-compatible bucket. */
@@ -117,6 +133,20 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 function str(env: Env, name: string): string | undefined {
   const v = env[name]?.trim();
   return v ? v : undefined;
+}
+
+function lifecycleConfig(env: Env): LifecycleConfig {
+  const nodeHeartbeatMs = int(env, 'NODE_HEARTBEAT_MS', 5000, 50, 300_000);
+  const nodeLeaseMs = int(env, 'NODE_LEASE_MS', 20_000, 100, 3_600_000);
+  // A lease shorter than two heartbeats would let one late heartbeat declare a live node dead.
+  if (nodeLeaseMs < 2 * nodeHeartbeatMs) throw new ConfigError('NODE_LEASE_MS', `must be at least twice NODE_HEARTBEAT_MS (${nodeHeartbeatMs})`);
+  return {
+    finalizeGraceMs: int(env, 'CALL_FINALIZE_GRACE_MS', 30_000, 0, 3_600_000),
+    sweepMs: int(env, 'CALL_SWEEP_MS', 5000, 50, 600_000),
+    placementDeadlineMs: int(env, 'OUTBOUND_PLACEMENT_DEADLINE_MS', 120_000, 1000, 86_400_000),
+    nodeHeartbeatMs,
+    nodeLeaseMs,
+  };
 }
 
 function int(env: Env, name: string, fallback: number, min: number, max: number): number {
@@ -315,6 +345,7 @@ export function loadConfig(env: Env = process.env): Config {
       streamMaxBufferedBytes: int(env, 'EVENT_STREAM_MAX_BUFFERED_BYTES', 1_048_576, 1024, 64 * 1_048_576),
       streamMaxPerOrganization: int(env, 'EVENT_STREAM_MAX_PER_ORGANIZATION', 100, 1, 100_000),
     },
+    lifecycle: lifecycleConfig(env),
     metricsToken: str(env, 'METRICS_TOKEN'),
     toolsAllowPrivateNetwork: bool(env, 'TOOLS_ALLOW_PRIVATE_NETWORK', false),
     secretsKey: secretsKey(env),

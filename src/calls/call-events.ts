@@ -3,13 +3,12 @@ import type { Redis } from 'ioredis';
 
 /**
  * Live events of calls, for dashboards: not stored, fanned out to every node. What must not be lost
- * (created, started, answered, ended ...) is a durable event in `src/events/` instead.
+ * (created, started, answered, ended ...) is a durable event in `src/events/` instead, and is not repeated here.
  */
 export type CallEvent =
   | { type: 'call.speech_started'; callId: string; organizationId: string; at: string; streamMs: number }
   | { type: 'call.speech_stopped'; callId: string; organizationId: string; at: string; streamMs: number; durationMs: number }
   | { type: 'call.dtmf'; callId: string; organizationId: string; at: string; digit: string }
-  | { type: 'call.ended'; callId: string; organizationId: string; at: string; reason: string }
   /** Live transcript: `final: false` for the caller's interim words, `true` for a finished turn. */
   | { type: 'call.transcript'; callId: string; organizationId: string; at: string; role: 'user' | 'assistant'; text: string; final: boolean; seq?: number; interrupted?: boolean }
   | { type: 'call.tool'; callId: string; organizationId: string; at: string; name: string; ok: boolean; ms: number }

@@ -39,9 +39,10 @@ export const Call = Type.Object({
   startedAt: NullableTimestamp,
   answeredAt: NullableTimestamp,
   endedAt: NullableTimestamp,
-  endReason: Nullable(StringEnum(END_REASONS)),
+  endReason: Nullable(StringEnum(END_REASONS, { description: 'why the call ended: the cause (an API hangup, a transfer, the agent), not the last socket event' })),
   endDetail: Nullable(Type.String()),
-  durationSeconds: Nullable(Type.Integer({ description: "the carrier's billed duration" })),
+  durationSeconds: Nullable(Type.Integer({ description: "the carrier's billed duration, else ours from answer to end; 0 when never answered" })),
+  finalizedAt: Nullable(Type.String({ format: 'date-time', description: 'when status, end reason, duration and answer time became final (call.ended was sent); null while the call is live or ending' })),
   recording: Nullable(Type.Object({ url: Type.String(), bytes: Type.Integer() })),
 });
 
@@ -115,6 +116,7 @@ export function presentCall(c: CallRow): Static<typeof Call> {
     endReason: c.endReason,
     endDetail: c.endDetail,
     durationSeconds: c.durationSeconds,
+    finalizedAt: c.finalizedAt?.toISOString() ?? null,
     recording: c.recordingKey ? { url: `/v1/calls/${c.id}/recording`, bytes: c.recordingBytes ?? 0 } : null,
   };
 }

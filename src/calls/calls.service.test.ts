@@ -49,31 +49,6 @@ describe('CallsService', () => {
     expect(await calls.consumeStreamToken(undefined)).toEqual({ ok: false, reason: 'missing' });
   });
 
-  it('closes a call once, keeping the first end reason', async () => {
-    const call = await newCall();
-    expect(await calls.claimStream(call.id, { streamSid: 'MZ1', providerCallSid: 'CA-close-once' })).toBe('claimed');
-    expect(await calls.close(call.id, 'stream_stopped')).toBe(true);
-    expect(await calls.close(call.id, 'socket_closed')).toBe(false);
-    expect(await calls.get(orgId, call.id)).toMatchObject({ status: 'completed', endReason: 'stream_stopped', streamSid: 'MZ1', providerCallSid: 'CA-close-once' });
-  });
-
-  it('does not reopen an ended call when a late start arrives', async () => {
-    const call = await newCall();
-    await calls.close(call.id, 'socket_closed');
-    expect(await calls.claimStream(call.id, { streamSid: 'MZ2', providerCallSid: 'CA-late' })).toBe('ended');
-    expect((await calls.get(orgId, call.id)).status).toBe('completed');
-  });
-
-  it('lets exactly one of several simultaneous streams claim a call, and keeps the winner', async () => {
-    const call = await newCall();
-    const sids = ['MZa', 'MZb', 'MZc', 'MZd'];
-    const results = await Promise.all(sids.map((streamSid) => calls.claimStream(call.id, { streamSid, providerCallSid: 'CA-one-stream' })));
-    expect(results.filter((r) => r === 'claimed')).toHaveLength(1);
-    expect(results.filter((r) => r === 'taken')).toHaveLength(3);
-    const winner = sids[results.indexOf('claimed')];
-    expect(await calls.get(orgId, call.id)).toMatchObject({ streamSid: winner, status: 'in_progress', endedAt: null });
-  });
-
   const eventsOf = (callId: string) => database.db.select().from(events).where(eq(events.subject, callId)).orderBy(events.id);
 
   it('writes call.created with the call, in the same transaction', async () => {
@@ -89,20 +64,5 @@ describe('CallsService', () => {
     const before = (await database.db.select().from(events)).length;
     await expect(calls.create(orgId, { agentId: null, direction: 'outbound', idempotencyKey: 'once' })).rejects.toThrow();
     expect(await database.db.select().from(events)).toHaveLength(before);
-  });
-
-  it('writes call.started once, for the stream that wins the claim', async () => {
-    const call = await newCall();
-    const sids = ['MZe', 'MZf', 'MZg'];
-    const results = await Promise.all(sids.map((streamSid) => calls.claimStream(call.id, { streamSid, providerCallSid: 'CA-started-once' })));
-    const started = (await eventsOf(call.id)).filter((e) => e.type === 'call.started');
-    expect(started).toHaveLength(1);
-    expect(started[0]!.payload).toEqual({ callId: call.id, streamSid: sids[results.indexOf('claimed')], providerCallSid: 'CA-started-once', startedAt: expect.any(String) });
-    // A late start for an ended call claims nothing and writes nothing.
-    await calls.close(call.id, 'stream_stopped');
-    const late = await newCall();
-    await calls.close(late.id, 'socket_closed');
-    await calls.claimStream(late.id, { streamSid: 'MZh', providerCallSid: 'CA-late-2' });
-    expect((await eventsOf(late.id)).map((e) => e.type)).toEqual(['call.created']);
   });
 });

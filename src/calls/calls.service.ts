@@ -4,7 +4,7 @@ import { newId, randomToken } from '../shared/ids.js';
 import { notFound } from '../shared/errors.js';
 import { sha256 } from '../auth/api-keys.service.js';
 import { EventsService } from '../events/events.service.js';
-import { calls, callTurns, streamTokens, type AnsweredBy, type CallRow, type CallStatus, type EndReason } from './calls.table.js';
+import { calls, callTurns, streamTokens, type CallRow, type CallStatus } from './calls.table.js';
 
 /** What is known about a call before its media arrives. */
 export interface NewCall {
@@ -35,29 +35,6 @@ export interface CallFilters {
   createdAfter?: Date;
   createdBefore?: Date;
 }
-
-/** A carrier status report about a call. */
-export interface ProviderStatusUpdate {
-  status: CallStatus;
-  /** Billed seconds, on the final report. */
-  durationSeconds?: number;
-}
-
-// Statuses only move forward: a replayed or late "ringing" never undoes "in_progress", and nothing moves a
-// call out of a final status. The order is Twilio's call lifecycle.
-const STATUS_RANK_SQL = (column: unknown) => sql`(case ${column} when 'queued' then 0 when 'initiated' then 1 when 'ringing' then 2 when 'in_progress' then 3 else 4 end)`;
-const FINAL_STATUSES: readonly CallStatus[] = ['completed', 'busy', 'no_answer', 'failed', 'canceled'];
-const statusRank = (s: CallStatus): number => ({ queued: 0, initiated: 1, ringing: 2, in_progress: 3 } as Record<string, number>)[s] ?? 4;
-
-// When an in-progress callback says a call was answered. A late one (after the call ended) must not claim
-// the answer came after the end: an answered call's answer time is when our stream started, else the
-// carrier's billed seconds back from the end; an unanswered call (no-answer, busy ...) keeps none.
-const ANSWERED_AT_SQL = sql`coalesce(${calls.answeredAt}, case
-  when ${calls.endedAt} is null then now()
-  when ${calls.status} <> 'completed' then null
-  when ${calls.startedAt} is not null then least(${calls.startedAt}, ${calls.endedAt})
-  when ${calls.durationSeconds} > 0 then ${calls.endedAt} - ${calls.durationSeconds} * interval '1 second'
-end)`;
 
 /** Why a stream token was refused; logged, never told to the peer. */
 export type TokenRejection = 'missing' | 'unknown' | 'expired' | 'reused';
@@ -149,55 +126,23 @@ export class CallsService {
   async placed(callId: string, providerCallSid: string, status: CallStatus): Promise<CallRow> {
     const [row] = await this.db
       .update(calls)
-      .set({ providerCallSid, status: sql`case when ${STATUS_RANK_SQL(calls.status)} < ${statusRank(status)} then ${status} else ${calls.status} end`, updatedAt: sql`now()` })
+      // Callbacks may have moved the call on (or attached this very sid) while the carrier's answer was on its way.
+      .set({ providerCallSid, status: sql`case when ${calls.status} = 'queued' then ${status} else ${calls.status} end`, updatedAt: sql`now()` })
       .where(eq(calls.id, callId))
       .returning();
     return row!;
   }
 
-  /**
-   * Applies a carrier status callback idempotently: the status only moves forward, the duration is set
-   * once, and a final status closes a call that is still open (a call the stream never reached).
-   * Returns the call, or null for an unknown carrier id.
-   */
-  async applyProviderStatus(providerCallSid: string, update: ProviderStatusUpdate): Promise<CallRow | null> {
-    const final = FINAL_STATUSES.includes(update.status);
-    const [row] = await this.db
-      .update(calls)
-      .set({
-        status: sql`case when ${STATUS_RANK_SQL(calls.status)} < ${statusRank(update.status)} then ${update.status} else ${calls.status} end`,
-        answeredAt: update.status === 'in_progress' ? ANSWERED_AT_SQL : undefined,
-        durationSeconds: update.durationSeconds !== undefined ? sql`coalesce(${calls.durationSeconds}, ${update.durationSeconds})` : undefined,
-        endedAt: final ? sql`coalesce(${calls.endedAt}, now())` : undefined,
-        endReason: final ? sql`coalesce(${calls.endReason}, ${update.status === 'completed' ? 'carrier_completed' : 'not_answered'})` : undefined,
-        updatedAt: sql`now()`,
-      })
-      .where(eq(calls.providerCallSid, providerCallSid))
-      .returning();
-    return row ?? null;
-  }
-
-  /** Closes an outbound call the carrier refused to place. */
-  async applyFailure(callId: string, detail: string): Promise<void> {
-    await this.db
-      .update(calls)
-      .set({ status: 'failed', endedAt: sql`coalesce(${calls.endedAt}, now())`, endReason: sql`coalesce(${calls.endReason}, 'error')`, endDetail: detail.slice(0, 500), updatedAt: sql`now()` })
-      .where(eq(calls.id, callId));
-  }
-
-  /** Records what answering-machine detection found (first result wins). */
-  async recordAnsweredBy(providerCallSid: string, answeredBy: AnsweredBy): Promise<CallRow | null> {
-    const [row] = await this.db
-      .update(calls)
-      .set({ answeredBy: sql`coalesce(${calls.answeredBy}, ${answeredBy})`, updatedAt: sql`now()` })
-      .where(eq(calls.providerCallSid, providerCallSid))
-      .returning();
-    return row ?? null;
-  }
-
-  /** Links the stored recording to the call. */
+  /** Links the stored recording to the call, with `call.recording.ready` in the same transaction. */
   async setRecording(callId: string, key: string, bytes: number): Promise<void> {
-    await this.db.update(calls).set({ recordingKey: key, recordingBytes: bytes, updatedAt: sql`now()` }).where(and(eq(calls.id, callId), isNull(calls.deletedAt)));
+    await this.db.transaction(async (tx) => {
+      const [row] = await tx
+        .update(calls)
+        .set({ recordingKey: key, recordingBytes: bytes, updatedAt: sql`now()` })
+        .where(and(eq(calls.id, callId), isNull(calls.deletedAt)))
+        .returning({ id: calls.id, organizationId: calls.organizationId });
+      if (row) await this.events.record(tx, { organizationId: row.organizationId, type: 'call.recording.ready', subject: row.id, payload: { callId: row.id, bytes } });
+    });
   }
 
   /** Where the transfer tool sent the call. */
@@ -260,54 +205,6 @@ export class CallsService {
     if (won) return { ok: true, ...won };
     const [row] = await this.db.select().from(streamTokens).where(eq(streamTokens.tokenHash, hash));
     return { ok: false, reason: !row ? 'unknown' : row.usedAt ? 'reused' : 'expired' };
-  }
-
-  /**
-   * Claims the call for one media stream and marks it in progress: a single conditional UPDATE on
-   * `stream_sid IS NULL`, so of two sockets (a replayed or retried webhook, on any node) exactly one wins,
-   * and an ended call is never reopened. A call has at most one media session in its life.
-   */
-  async claimStream(callId: string, stream: { streamSid: string; providerCallSid: string }): Promise<StreamClaim> {
-    const won = await this.db.transaction(async (tx) => {
-      const [row] = await tx
-        .update(calls)
-        .set({
-          status: 'in_progress',
-          streamSid: stream.streamSid,
-          providerCallSid: sql`coalesce(${calls.providerCallSid}, ${stream.providerCallSid})`,
-          startedAt: sql`coalesce(${calls.startedAt}, now())`,
-          updatedAt: sql`now()`,
-        })
-        .where(and(eq(calls.id, callId), isNull(calls.streamSid), isNull(calls.endedAt)))
-        .returning({ id: calls.id, organizationId: calls.organizationId, startedAt: calls.startedAt, providerCallSid: calls.providerCallSid });
-      if (!row) return false;
-      await this.events.record(tx, {
-        organizationId: row.organizationId,
-        type: 'call.started',
-        subject: row.id,
-        payload: { callId: row.id, startedAt: (row.startedAt ?? new Date()).toISOString(), providerCallSid: row.providerCallSid, streamSid: stream.streamSid },
-      });
-      return true;
-    });
-    if (won) return 'claimed';
-    const [row] = await this.db.select({ streamSid: calls.streamSid, endedAt: calls.endedAt }).from(calls).where(eq(calls.id, callId));
-    return !row || row.endedAt ? 'ended' : 'taken';
-  }
-
-  /** Closes a call once: the first reason wins, later closes change nothing. Returns whether this call closed it. */
-  async close(callId: string, reason: EndReason, detail?: string): Promise<boolean> {
-    const closed = await this.db
-      .update(calls)
-      .set({
-        endedAt: sql`now()`,
-        endReason: reason,
-        endDetail: detail?.slice(0, 500) ?? null,
-        status: sql`case when ${calls.status} in ('in_progress', 'ringing', 'initiated', 'queued') then 'completed' else ${calls.status} end`,
-        updatedAt: sql`now()`,
-      })
-      .where(and(eq(calls.id, callId), isNull(calls.endedAt)))
-      .returning({ id: calls.id });
-    return closed.length > 0;
   }
 
   /** Deletes spent and expired tokens; returns how many. */

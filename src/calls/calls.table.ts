@@ -35,6 +35,10 @@ export const END_REASONS = [
   'carrier_completed',
   /** A speech or language provider failed with no fallback left. */
   'provider_error',
+  /** The `serve` process holding the call's media died (found by the node-lease sweep after a restart). */
+  'server_crashed',
+  /** An outbound call never got a carrier id: the process died between asking the carrier and storing its answer. */
+  'placement_unknown',
   'error',
 ] as const;
 export type EndReason = (typeof END_REASONS)[number];
@@ -79,9 +83,20 @@ export const calls = pgTable(
     variables: jsonb('variables').$type<Record<string, string>>().notNull().default({}),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     startedAt: timestamp('started_at', { withTimezone: true }),
+    /** The first end signal: media closed, the carrier's final status, or a recorded cause (hangup, transfer). */
     endedAt: timestamp('ended_at', { withTimezone: true }),
+    /** The cause of the end; the first one recorded wins (see CallLifecycle). */
     endReason: text('end_reason', { enum: END_REASONS }),
     endDetail: text('end_detail'),
+    /** The `serve` node holding the call's media stream; its lease running out ends the call `server_crashed`. */
+    mediaNodeId: text('media_node_id'),
+    /** Our media side closed. */
+    mediaEndedAt: timestamp('media_ended_at', { withTimezone: true }),
+    /** The carrier's final status (completed, busy, no_answer, failed, canceled) and when it arrived. */
+    carrierStatus: text('carrier_status', { enum: CALL_STATUSES }),
+    carrierFinalAt: timestamp('carrier_final_at', { withTimezone: true }),
+    /** Set exactly once, when status, end reason, duration and answer time became final and `call.ended` was written. */
+    finalizedAt: timestamp('finalized_at', { withTimezone: true }),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [
@@ -89,6 +104,8 @@ export const calls = pgTable(
     uniqueIndex('calls_provider_sid_key').on(t.providerCallSid),
     uniqueIndex('calls_idempotency_key').on(t.organizationId, t.idempotencyKey),
     index('calls_org_created_idx').on(t.organizationId, t.createdAt),
+    // The lifecycle sweep looks only at calls not yet final.
+    index('calls_unfinalized_idx').on(t.createdAt).where(sql`${t.finalizedAt} is null`),
     check('calls_direction_check', sql`${t.direction} in ('inbound', 'outbound')`),
   ],
 );

@@ -18,7 +18,7 @@ export async function runServe(config: Config, args: string[]): Promise<void> {
   // recordings, voices) may be the operator's choice, so it is reported, not changed.
   const tooOpen = existsSync(config.dataDir) ? findWidePermissions(config.dataDir) : null;
   const mediaEngine = await MediaWorkerPool.start({ voicesDir: config.voicesDir, onLog: (msg) => console.error(msg) });
-  const app = await buildApp(config, { database: runtime.database, queue: runtime.queue, mediaEngine, eventFeed: runtime.eventFeed });
+  const app = await buildApp(config, { database: runtime.database, queue: runtime.queue, mediaEngine, eventFeed: runtime.eventFeed, exclusiveNode: !config.databaseUrl });
   const log = (msg: string) => app.log.info(msg);
   app.log.info(`database: ${runtime.database.describe}; queue: ${runtime.queue.backend}`);
   // Rows from before tool secrets were encrypted get sealed once; other nodes running it too change nothing.

@@ -8,3 +8,4 @@ export * from '../billing/usage.table.js';
 export * from '../numbers/numbers.table.js';
 export * from '../organizations/invitations.table.js';
 export * from '../events/events.table.js';
+export * from '../calls/lifecycle/serve-nodes.table.js';

@@ -18,6 +18,7 @@ export const ID_PREFIXES = {
   phoneNumber: 'pn',
   invitation: 'inv',
   event: 'evt',
+  node: 'node',
 } as const;
 
 export type IdPrefix = (typeof ID_PREFIXES)[keyof typeof ID_PREFIXES];

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { CallsService } from '../calls/calls.service.js';
+import type { CallLifecycle } from '../calls/lifecycle/call-lifecycle.js';
 import type { CallRow } from '../calls/calls.table.js';
 import type { AgentsService } from '../agents/agents.service.js';
 import type { NumbersService } from '../numbers/numbers.service.js';
@@ -25,6 +26,7 @@ export class CallControl {
   constructor(
     private readonly deps: {
       calls: CallsService;
+      lifecycle: CallLifecycle;
       agents: AgentsService;
       numbers: NumbersService;
       telephony: TelephonyProvider | null;
@@ -70,41 +72,51 @@ export class CallControl {
     }
 
     const base = this.deps.publicUrl;
+    // Every callback URL names the call: a callback that arrives before the carrier's answer to this request
+    // (or after we crashed before storing it) still finds its call.
+    const ofCall = `callId=${call.id}`;
     try {
       const placed = await telephony.placeCall({
         to: input.to,
         from: from.phoneNumber,
-        voiceUrl: `${base}/twilio/voice?callId=${call.id}`,
-        statusCallbackUrl: `${base}/twilio/status`,
-        machineDetection: input.machineDetection === false ? undefined : { asyncCallbackUrl: `${base}/twilio/amd`, mode: 'DetectMessageEnd' },
+        voiceUrl: `${base}/twilio/voice?${ofCall}`,
+        statusCallbackUrl: `${base}/twilio/status?${ofCall}`,
+        machineDetection: input.machineDetection === false ? undefined : { asyncCallbackUrl: `${base}/twilio/amd?${ofCall}`, mode: 'DetectMessageEnd' },
       });
       const status = callStatusFromTwilio(placed.status) ?? 'initiated';
       return { call: await calls.placed(call.id, placed.providerCallSid, status === 'queued' ? 'initiated' : status), replayed: false };
     } catch (err) {
-      await calls.applyFailure(call.id, err instanceof Error ? err.message : String(err));
+      await this.deps.lifecycle.placementFailed(call.id, 'error', err instanceof Error ? err.message : String(err));
       if (err instanceof TelephonyError) throw err.toAppError();
       throw err;
     }
   }
 
-  /** Hangs up a live call: at the carrier, and the media session if this node holds it. */
+  /**
+   * Hangs up a live call: the cause is recorded first (the carrier's stream `stop` may overtake its REST
+   * answer), then the carrier is asked, then the media session ends if this node holds it.
+   */
   async hangUp(organizationId: string, id: string): Promise<CallRow> {
-    const call = await this.deps.calls.get(organizationId, id);
+    const { calls, lifecycle } = this.deps;
+    const call = await calls.get(organizationId, id);
     if (call.deletedAt) throw new AppError('not_found', `call ${id} does not exist`, 404);
-    if (call.endedAt) throw conflict(`call ${id} has already ended`);
+    if (call.endedAt || call.finalizedAt || !(await lifecycle.recordCause(call.id, 'hangup_requested'))) throw conflict(`call ${id} has already ended or is ending`);
     // Test calls have no carrier leg; calls through Twilio (outbound, or inbound to a number) do.
-    if (call.providerCallSid && (call.direction === 'outbound' || call.phoneNumberId !== null)) {
+    const carrierLeg = call.direction === 'outbound' || call.phoneNumberId !== null;
+    if (carrierLeg && call.providerCallSid) {
       try {
         await this.requireTelephony().hangUp(call.providerCallSid);
       } catch (err) {
+        await lifecycle.withdrawCause(call.id, 'hangup_requested');
         if (err instanceof TelephonyError) throw err.toAppError();
         throw err;
       }
     }
     const session = this.deps.sessions.get(call.id);
     if (session) await session.end('hangup_requested');
-    else await this.deps.calls.close(call.id, 'hangup_requested');
-    return this.deps.calls.get(organizationId, id);
+    // No media here and no carrier to report the end: a test call held elsewhere or never connected.
+    else if (!carrierLeg || !call.providerCallSid) await lifecycle.mediaEnded(call.id, 'hangup_requested');
+    return calls.get(organizationId, id);
   }
 
   private requireTelephony(): TelephonyProvider {

@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Agent } from '../agents/agents.schemas.js';
 import type { CallsService } from '../calls/calls.service.js';
+import type { CallLifecycle } from '../calls/lifecycle/call-lifecycle.js';
 import type { CallEventBus, CallEventInput } from '../calls/call-events.js';
 import type { CallTurnsService } from '../calls/call-turns.service.js';
 import { UsageMeterBuffer, type UsageService } from '../billing/usage.service.js';
@@ -23,6 +24,8 @@ import type { TwilioOutbound } from './media-stream/twilio-protocol.js';
 /** The platform services a session uses: the same for every call of a node, held by the CallSessionFactory. */
 export interface CallSessionServices {
   calls: CallsService;
+  /** Where the session reports the end of its media side. */
+  lifecycle: CallLifecycle;
   events: CallEventBus;
   media: MediaEngine | null;
   /** Speech and language providers; null runs no conversation (echo agents still work). */
@@ -209,8 +212,15 @@ export class CallSession {
     const telephony = this.deps.telephony;
     if (!telephony || !this.info.carrierLeg) throw new Error('this call cannot be transferred');
     await this.deps.calls.recordTransfer(this.info.callId, { to, summary });
+    // The cause goes on record before the carrier acts: its `stop` can reach us before its REST answer does.
+    await this.deps.lifecycle.recordCause(this.info.callId, 'transferred', `to ${to}`);
     const whisperUrl = summary ? `${this.deps.publicUrl}/twilio/whisper?callId=${this.info.callId}` : undefined;
-    await telephony.updateCallTwiml(this.info.callSid, transferTwiml({ to, callerId: this.info.ourNumber ?? undefined, whisperUrl }));
+    try {
+      await telephony.updateCallTwiml(this.info.callSid, transferTwiml({ to, callerId: this.info.ourNumber ?? undefined, whisperUrl }));
+    } catch (err) {
+      await this.deps.lifecycle.withdrawCause(this.info.callId, 'transferred');
+      throw err;
+    }
   }
 
   private onMaxDuration(): void {
@@ -249,7 +259,10 @@ export class CallSession {
     this.responder?.onMark(name);
   }
 
-  /** Ends the call once, closing its record with `reason`; later calls do nothing. */
+  /**
+   * Ends the call's media side once, reporting `reason` to the lifecycle (a cause recorded earlier, such as
+   * an API hangup, keeps its place); later calls do nothing. The call is final once the carrier agrees.
+   */
   async end(reason: EndReason, detail?: string): Promise<void> {
     if (this.ended) return;
     this.ended = true;
@@ -261,11 +274,11 @@ export class CallSession {
     if (this.responder) await settleWithin(this.responder.settled(), 2000);
     if (this.recorder) await settleWithin(this.saveRecording(), 10_000);
     try {
-      await this.deps.calls.close(this.info.callId, reason, detail);
+      await this.deps.lifecycle.mediaEnded(this.info.callId, reason, detail);
     } catch (err) {
-      this.deps.log.error({ err, callId: this.info.callId }, 'could not close call record');
+      // The sweep finalizes the call after the grace period; the record is not lost.
+      this.deps.log.error({ err, callId: this.info.callId }, 'could not record the end of the media stream');
     }
-    this.publish({ type: 'call.ended', reason });
     this.deps.onEnded(this);
     if (reason !== 'socket_closed') this.deps.hangUp(1000, reason);
     // Closing the stream ends <Connect> and with it the call; telling the carrier too makes sure of it.

@@ -11,6 +11,9 @@ import { createConversationProviders, type ConversationProviders } from '../agen
 import { SttPrewarm } from '../agents/conversation/stt-prewarm.js';
 import type { TelephonyProvider } from './provider/telephony-provider.js';
 import { TwilioProvider } from './provider/twilio-provider.js';
+import { LifecycleSweep } from '../calls/lifecycle/lifecycle-sweep.js';
+import { STREAM_TOKEN_TTL_MS } from '../calls/calls.service.js';
+import { carrierLookup } from './carrier-lookup.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -30,6 +33,8 @@ declare module 'fastify' {
     sttPrewarm: SttPrewarm;
     /** The carrier (Twilio), or null when no account is configured. */
     telephony: TelephonyProvider | null;
+    /** Finalizes the calls whose end nobody will report (crashed nodes, lost callbacks, lost placements). */
+    lifecycleSweep: LifecycleSweep;
   }
 }
 
@@ -66,6 +71,7 @@ export const telephonyPlugin = fp(
       new CallSessionFactory(
         {
           calls: app.calls,
+          lifecycle: app.callLifecycle,
           events: app.callEvents,
           media: opts.mediaEngine,
           providers,
@@ -84,7 +90,7 @@ export const telephonyPlugin = fp(
     );
     app.decorate(
       'callControl',
-      new CallControl({ calls: app.calls, agents: app.agents, numbers: app.numbers, telephony: app.telephony, sessions, publicUrl: app.config.publicUrl, log: app.log }),
+      new CallControl({ calls: app.calls, lifecycle: app.callLifecycle, agents: app.agents, numbers: app.numbers, telephony: app.telephony, sessions, publicUrl: app.config.publicUrl, log: app.log }),
     );
     // Closing the app ends every live call with a reason before the database goes away. Added before
     // the websocket plugin so it runs before that plugin's own preClose drops every socket unannounced.
@@ -96,6 +102,30 @@ export const telephonyPlugin = fp(
       if (e.type !== 'call.answered_by') return;
       const answeredBy = e.answeredBy === 'human' || e.answeredBy === 'machine' || e.answeredBy === 'fax' ? e.answeredBy : 'unknown';
       sessions.get(e.callId)?.onAnsweredBy(answeredBy);
+    });
+    const sweep = new LifecycleSweep({
+      db: app.db,
+      lifecycle: app.callLifecycle,
+      nodeLeaseMs: app.config.lifecycle.nodeLeaseMs,
+      testCallTtlMs: STREAM_TOKEN_TTL_MS,
+      carrierLookup: app.telephony ? carrierLookup(app.telephony, app.calls) : undefined,
+      log: (msg, err) => (err ? app.log.warn({ err }, msg) : app.log.info(msg)),
+    });
+    app.decorate('lifecycleSweep', sweep);
+    let sweeping: NodeJS.Timeout | null = null;
+    let running: Promise<unknown> = Promise.resolve();
+    const runSweep = () => {
+      running = sweep.run().catch((err: unknown) => app.log.warn({ err }, 'call sweep failed'));
+    };
+    // The first pass right at start: on a restart after a crash, the calls the dead process held end now.
+    app.addHook('onReady', async () => {
+      runSweep();
+      sweeping = setInterval(runSweep, app.config.lifecycle.sweepMs);
+      sweeping.unref();
+    });
+    app.addHook('onClose', async () => {
+      if (sweeping) clearInterval(sweeping);
+      await running;
     });
     await app.register(websocket, { options: { maxPayload: MAX_MESSAGE_BYTES } });
     await app.register(mediaStreamRoutes);

@@ -156,7 +156,7 @@ describe('authorization of every /v1 route', () => {
     },
     'DELETE /v1/calls/{id}': async () => {
       const call = await t.app.calls.create(org.id, { agentId: null, direction: 'inbound' });
-      await t.app.calls.close(call.id, 'stream_stopped');
+      await t.app.callLifecycle.mediaEnded(call.id, 'stream_stopped');
       return call.id;
     },
   };

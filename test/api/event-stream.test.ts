@@ -78,8 +78,8 @@ describe('GET /v1/events/stream', () => {
     const onlyOne = await stream(a.keys.viewer, `?callId=${one.id}`);
     const starts = await stream(a.keys.viewer, `?types=${encodeURIComponent('call.started, call.dtmf')}`);
     const wildcard = await stream(a.keys.viewer, `?types=call.*&callId=${two.id}`);
-    await t.app.calls.claimStream(one.id, { streamSid: 'MZ-one', providerCallSid: 'CA-one' });
-    await t.app.calls.claimStream(two.id, { streamSid: 'MZ-two', providerCallSid: 'CA-two' });
+    await t.app.callLifecycle.claimMedia(one.id, { streamSid: 'MZ-one', providerCallSid: 'CA-one' }, t.app.nodeLease.id);
+    await t.app.callLifecycle.claimMedia(two.id, { streamSid: 'MZ-two', providerCallSid: 'CA-two' }, t.app.nodeLease.id);
     await starts.waitFor((m) => m.event === 'call.started' && m.json.subject === two.id);
     for (const call of [one, two]) t.app.callEvents.publish({ type: 'call.dtmf', callId: call.id, organizationId: a.id, at: new Date().toISOString(), digit: '5' });
     t.app.callEvents.publish(transcript(a, one.id, 'only for one'));
@@ -87,9 +87,9 @@ describe('GET /v1/events/stream', () => {
     await starts.waitFor((m) => m.event === 'call.dtmf' && m.json.subject === two.id);
     await wildcard.waitFor((m) => m.event === 'call.dtmf');
     await sleep(150);
-    expect(onlyOne.messages.map((m) => [m.event, m.json.subject])).toEqual([['call.started', one.id], ['call.dtmf', one.id], ['call.transcript', one.id]]);
+    expect(onlyOne.messages.map((m) => [m.event, m.json.subject])).toEqual([['call.started', one.id], ['call.answered', one.id], ['call.dtmf', one.id], ['call.transcript', one.id]]);
     expect(starts.messages.map((m) => [m.event, m.json.subject])).toEqual([['call.started', one.id], ['call.started', two.id], ['call.dtmf', one.id], ['call.dtmf', two.id]]);
-    expect(wildcard.messages.map((m) => [m.event, m.json.subject])).toEqual([['call.started', two.id], ['call.dtmf', two.id]]);
+    expect(wildcard.messages.map((m) => [m.event, m.json.subject])).toEqual([['call.started', two.id], ['call.answered', two.id], ['call.dtmf', two.id]]);
     expect(starts.messages[0]!.json.data).toMatchObject({ callId: one.id, streamSid: 'MZ-one', providerCallSid: 'CA-one', startedAt: expect.any(String) });
   });
 

@@ -660,6 +660,17 @@ export async function startFakeTwilio(options: FakeTwilioOptions = {}): Promise<
 
   const notFound = (path: string): never => fail(404, 20404, `The requested resource ${path} was not found`);
 
+  // The list filters of GET Calls.json: To, From, Status and StartTime> (a call not started yet counts from its creation).
+  const callMatches = (c: FakeCall, query: FakeParams): boolean => {
+    const q = (name: string) => first(query, name);
+    if (q('To') && c.to !== q('To')) return false;
+    if (q('From') && c.from !== q('From')) return false;
+    if (q('Status') && c.status !== q('Status')) return false;
+    const after = q('StartTime>');
+    if (after && (c.startTime ?? c.dateCreated).getTime() < new Date(after).getTime()) return false;
+    return true;
+  };
+
   const route = (method: string, path: string, query: FakeParams, params: FakeParams): [number, unknown] => {
     const m = /^\/2010-04-01\/Accounts\/([^/]+)(\/.*)$/.exec(path);
     if (!m) return notFound(path);
@@ -668,7 +679,7 @@ export async function startFakeTwilio(options: FakeTwilioOptions = {}): Promise<
     let r: RegExpExecArray | null;
     if (rest === '/Calls.json') {
       if (method === 'POST') return createCall(params);
-      if (method === 'GET') return [200, pageOf('calls', calls.map(callJson), path, query)];
+      if (method === 'GET') return [200, pageOf('calls', calls.filter((c) => callMatches(c, query)).map(callJson), path, query)];
     } else if ((r = /^\/Calls\/([^/]+)\.json$/.exec(rest))) {
       const call = calls.find((c) => c.sid === r![1]) ?? notFound(path);
       if (method === 'GET') return [200, callJson(call)];

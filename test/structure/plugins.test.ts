@@ -11,9 +11,11 @@ import { numbersPlugin } from '../../src/numbers/index.js';
 import { CallsService } from '../../src/calls/calls.service.js';
 import { CallTurnsService } from '../../src/calls/call-turns.service.js';
 import { CallEventBus } from '../../src/calls/call-events.js';
+import { CallLifecycle } from '../../src/calls/lifecycle/call-lifecycle.js';
 import { UsageService } from '../../src/billing/usage.service.js';
 import type { Database } from '../../src/db/client.js';
 import { freshDatabase } from '../helpers/database.js';
+import { loadConfig } from '../../src/config.js';
 
 const META = Symbol.for('plugin-meta');
 const metaOf = (plugin: unknown) => (plugin as Record<symbol, { name: string; dependencies?: string[] }>)[META]!;
@@ -31,12 +33,13 @@ describe('domain plugins', () => {
     const app = Fastify({ logger: false });
     await app.register(dbPlugin, { database, owned: false });
     await app.register(redisPlugin, { redisUrl: undefined });
-    await app.register(callsPlugin);
+    await app.register(callsPlugin, { lifecycle: loadConfig({}).lifecycle });
     await app.register(billingPlugin);
     await app.ready();
     expect(app.calls).toBeInstanceOf(CallsService);
     expect(app.callTurns).toBeInstanceOf(CallTurnsService);
     expect(app.callEvents).toBeInstanceOf(CallEventBus);
+    expect(app.callLifecycle).toBeInstanceOf(CallLifecycle);
     expect(app.usage).toBeInstanceOf(UsageService);
     expect(app.hasDecorator('callControl')).toBe(false);
     expect(app.hasDecorator('callSessions')).toBe(false);

@@ -63,7 +63,8 @@ describe('the event stream of a live call', () => {
     expect(mine.messages[story[3]!]!.json.data).toMatchObject({ role: 'user', text: 'What time do you open on Monday?' });
     expect(mine.messages[story[4]!]!.json.data).toMatchObject({ role: 'assistant', text: 'We open at nine in the morning.' });
     // Durable events carry ids that a reconnect can name; live ones do not.
-    expect(mine.messages.filter((m) => m.id !== undefined).map((m) => m.event)).toEqual(['call.created', 'call.started']);
+    expect(mine.messages.filter((m) => m.id !== undefined).map((m) => m.event)).toEqual(['call.created', 'call.started', 'call.answered', 'call.ended', 'call.transcript.ready']);
+    expect(mine.messages.find((m) => m.event === 'call.ended')!.json.data).toMatchObject({ status: 'completed', endReason: 'stream_stopped' });
 
     // The other organization saw its own call, and only that.
     expect(new Set(theirs.messages.map((m) => m.json.subject))).toEqual(new Set([otherCall.callId]));

@@ -105,10 +105,10 @@ describe('phone calls through Twilio', () => {
       To: '+14155550123',
       From: number.phoneNumber,
       Url: `${rig.publicUrl}/twilio/voice?callId=${call.id}`,
-      StatusCallback: `${rig.publicUrl}/twilio/status`,
+      StatusCallback: `${rig.publicUrl}/twilio/status?callId=${call.id}`,
       MachineDetection: 'DetectMessageEnd',
       AsyncAmd: 'true',
-      AsyncAmdStatusCallback: `${rig.publicUrl}/twilio/amd`,
+      AsyncAmdStatusCallback: `${rig.publicUrl}/twilio/amd?callId=${call.id}`,
     });
     expect(placed.statusCallbackEvents).toEqual(expect.arrayContaining(['initiated', 'ringing', 'answered', 'completed']));
 

@@ -96,10 +96,10 @@ export async function mediaStreamRoutes(app: FastifyInstance): Promise<void> {
       const carrierLeg = call.providerCallSid !== null && (call.direction === 'outbound' || call.phoneNumberId !== null);
       // A second valid token for the call (a retried or replayed webhook) must not start a second session:
       // refusing leaves the live call, its record and its session untouched.
-      const claim = await app.calls.claimStream(call.id, { streamSid: msg.start.streamSid, providerCallSid: msg.start.callSid });
+      const claim = await app.callLifecycle.claimMedia(call.id, { streamSid: msg.start.streamSid, providerCallSid: msg.start.callSid }, app.nodeLease.id);
       if (claim !== 'claimed') return refuse(claim === 'taken' ? 'call already has a media stream' : 'call has ended', { callId: call.id, callSid: msg.start.callSid });
       if (msg.start.mediaFormat.encoding !== 'audio/x-mulaw' || msg.start.mediaFormat.sampleRate !== 8000) {
-        await app.calls.close(call.id, 'protocol_error', `unsupported media format ${msg.start.mediaFormat.encoding}/${msg.start.mediaFormat.sampleRate}`);
+        await app.callLifecycle.mediaEnded(call.id, 'protocol_error', `unsupported media format ${msg.start.mediaFormat.encoding}/${msg.start.mediaFormat.sampleRate}`);
         return refuse('unsupported media format');
       }
       // A deleted agent leaves the call without one; tool secrets sealed with another key end the call, with the
@@ -107,13 +107,13 @@ export async function mediaStreamRoutes(app: FastifyInstance): Promise<void> {
       const agent = call.agentId ? await app.agents.forCall(call.organizationId, call.agentId).catch((err: unknown) => (err instanceof SecretKeyError ? err : null)) : null;
       if (agent instanceof SecretKeyError) {
         log.error({ callId: call.id, err: agent.message }, 'agent tool secrets cannot be decrypted');
-        await app.calls.close(call.id, 'error', agent.message);
+        await app.callLifecycle.mediaEnded(call.id, 'error', agent.message);
         return refuse('agent configuration unreadable');
       }
       // The socket may have dropped while we were checking the token (the close handler sets the state).
       if ((state as string) === 'closed') {
         // The socket dropped while we were checking the token.
-        await app.calls.close(call.id, 'socket_closed');
+        await app.callLifecycle.mediaEnded(call.id, 'socket_closed');
         return;
       }
       session = app.callSessionFactory.create(

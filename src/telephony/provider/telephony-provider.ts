@@ -44,6 +44,14 @@ export interface PlacedCall {
   status: ProviderCallStatus;
 }
 
+/** A call found at the provider by its parties and start time. */
+export interface FoundCall {
+  providerCallSid: string;
+  status: ProviderCallStatus;
+  /** Billed seconds, once the call is over. */
+  durationSeconds?: number;
+}
+
 /** What a number can do. */
 export interface NumberCapabilities {
   voice: boolean;
@@ -107,6 +115,11 @@ export interface TelephonyProvider {
   placeCall(req: PlaceCallRequest): Promise<PlacedCall>;
   /** Ends a call in any state; a call that already ended is not an error. */
   hangUp(providerCallSid: string): Promise<void>;
+  /**
+   * The provider's calls from `from` to `to` created since `since`, newest first (at most 20): how a call
+   * whose id we never stored is found again.
+   */
+  findCalls(q: { from: string; to: string; since: Date }): Promise<FoundCall[]>;
   /** Replaces the TwiML of a live call (transfer, goodbye message); fails with 409 once the call has ended. */
   updateCallTwiml(providerCallSid: string, twiml: string): Promise<void>;
   /** Lists voice-capable local numbers for sale. An empty list is a normal answer. */

@@ -17,6 +17,7 @@ import {
   type OwnedNumber,
   type PlaceCallRequest,
   type PlacedCall,
+  type FoundCall,
   type ProviderCallStatus,
   type TelephonyErrorReason,
   type TelephonyProvider,
@@ -264,6 +265,11 @@ export class TwilioProvider implements TelephonyProvider {
       if (err instanceof TelephonyError && err.reason === 'call_not_in_progress') return;
       throw err;
     }
+  }
+
+  async findCalls(q: { from: string; to: string; since: Date }): Promise<FoundCall[]> {
+    const found = await this.#run('look up calls', () => this.#client.calls.list({ from: q.from, to: q.to, startTimeAfter: q.since, limit: 20 }));
+    return found.map((c) => ({ providerCallSid: c.sid, status: c.status as ProviderCallStatus, durationSeconds: c.duration ? Number(c.duration) : undefined }));
   }
 
   async updateCallTwiml(providerCallSid: string, twiml: string): Promise<void> {

@@ -59,10 +59,12 @@ export async function twilioWebhookRoutes(app: FastifyInstance): Promise<void> {
     const status = callStatusFromTwilio(p.CallStatus);
     if (!p.CallSid || !status) return reply.code(204).send();
     const durationSeconds = seconds(p.CallDuration);
-    const call = await app.calls.applyProviderStatus(p.CallSid, { status, durationSeconds });
+    const ref = { providerCallSid: p.CallSid, callId: callIdOf(req) };
+    const call = await app.callLifecycle.carrierStatus(ref, { status, durationSeconds });
     const answeredBy = answeredByFromTwilio(p.AnsweredBy);
-    if (call && answeredBy) await app.calls.recordAnsweredBy(p.CallSid, answeredBy);
-    if (call) app.callEvents.publish({ type: 'call.status', callId: call.id, organizationId: call.organizationId, at: new Date().toISOString(), status: call.status, durationSeconds: call.durationSeconds ?? undefined });
+    if (call && answeredBy) await app.callLifecycle.recordAnsweredBy(ref, answeredBy);
+    // The carrier's word, as it came: the call's own status turns final only when the call is finalized.
+    if (call) app.callEvents.publish({ type: 'call.status', callId: call.id, organizationId: call.organizationId, at: new Date().toISOString(), status, durationSeconds });
     else req.log.info({ callSid: p.CallSid }, 'status callback for an unknown call');
     return reply.code(204).send();
   });
@@ -71,15 +73,15 @@ export async function twilioWebhookRoutes(app: FastifyInstance): Promise<void> {
     const p = (req.body ?? {}) as Params;
     const answeredBy = answeredByFromTwilio(p.AnsweredBy);
     if (!p.CallSid || !answeredBy) return reply.code(204).send();
-    const call = await app.calls.recordAnsweredBy(p.CallSid, answeredBy);
+    const call = await app.callLifecycle.recordAnsweredBy({ providerCallSid: p.CallSid, callId: callIdOf(req) }, answeredBy);
     if (call) app.callEvents.publish({ type: 'call.answered_by', callId: call.id, organizationId: call.organizationId, at: new Date().toISOString(), answeredBy: call.answeredBy ?? answeredBy, raw: p.AnsweredBy ?? '' });
     return reply.code(204).send();
   });
 
   // Fetched by Twilio when the transfer target answers: the summary only they hear, then the two are joined.
   app.post('/twilio/whisper', opts, async (req, reply) => {
-    const callId = (req.query as { callId?: string }).callId;
-    const call = callId && CALL_ID.test(callId) ? await app.calls.find(callId) : null;
+    const callId = callIdOf(req);
+    const call = callId ? await app.calls.find(callId) : null;
     return twiml(reply, whisperTwiml(call?.transfer?.summary ?? ''));
   });
 
@@ -87,19 +89,25 @@ export async function twilioWebhookRoutes(app: FastifyInstance): Promise<void> {
     const p = (req.body ?? {}) as Params;
     if (p.StreamEvent === 'stream-error' && p.CallSid) {
       const call = await app.calls.byProviderSid(p.CallSid);
-      if (call) await app.calls.close(call.id, 'error', `media stream error: ${p.StreamError ?? 'unknown'}`);
+      if (call) await app.callLifecycle.mediaEnded(call.id, 'error', `media stream error: ${p.StreamError ?? 'unknown'}`);
     }
     return reply.code(204).send();
   });
+}
+
+// Our call id from a callback URL we gave the carrier (signed with it), when well formed.
+function callIdOf(req: FastifyRequest): string | undefined {
+  const callId = (req.query as { callId?: string }).callId;
+  return callId && CALL_ID.test(callId) ? callId : undefined;
 }
 
 // TwiML for a call Twilio asks about: our outbound call answered, or an inbound call to one of our numbers.
 async function answerCall(app: FastifyInstance, req: FastifyRequest, p: Params): Promise<string> {
   const sid = p.CallSid;
   if (!sid) return sayAndHangupTwiml(LINES.error);
-  const callId = (req.query as { callId?: string }).callId;
+  const callId = callIdOf(req);
   let call = await app.calls.byProviderSid(sid);
-  if (!call && callId && CALL_ID.test(callId)) {
+  if (!call && callId) {
     // Outbound: Twilio may fetch the TwiML before our request that placed the call has stored its sid.
     const placed = await app.calls.find(callId);
     if (placed && placed.direction === 'outbound' && (placed.providerCallSid === null || placed.providerCallSid === sid)) {
@@ -112,7 +120,7 @@ async function answerCall(app: FastifyInstance, req: FastifyRequest, p: Params):
     if (typeof inbound === 'string') return inbound;
     call = inbound;
   }
-  if (call.endedAt) return sayAndHangupTwiml(LINES.error);
+  if (call.endedAt || call.finalizedAt) return sayAndHangupTwiml(LINES.error);
   // Twilio asks for a call's TwiML once; asking again while its stream is live is a replayed request, whose
   // answer only the replayer reads. A token here would let a second socket try to join the call.
   if (call.streamSid) {
