@@ -403,13 +403,23 @@ describe('call finalization: one call.ended, whatever the order of the end signa
     // The callee picked up just as we hung up: Twilio's in-progress report crosses our hangup.
     const late: FakeWebhook = { ...ringing, params: { ...ringing.params, CallStatus: 'in-progress', SequenceNumber: String(twilio.call(sid).nextSequence++) } };
     const res = await rig.t.as(rig.org.keys.member, { method: 'POST', url: `/v1/calls/${callId}/hangup` });
-    expect(res.json()).toMatchObject({ endReason: 'hangup_requested' });
+    expect(res.json()).toMatchObject({ endReason: 'hangup_requested', endedAt: expect.any(String) });
     expect(await expectConsistent(callId)).toMatchObject({ finalizedAt: null });
     await deliver(late);
     expect((await row(callId)).answeredAt).toBeNull();
     await deliver(twilio.prepareStatusCallback(sid, 'canceled'));
     const r = await expectOneEnd(callId);
     expect(r).toMatchObject({ status: 'canceled', endReason: 'hangup_requested', answeredAt: null, durationSeconds: 0 });
+  });
+
+  it('finalizes a call hung up while ringing once the grace period passed, when the carrier never confirms', async () => {
+    const { callId, sid } = await placeOutbound();
+    await deliver(twilio.prepareStatusCallback(sid, 'ringing'));
+    expect((await rig.t.as(rig.org.keys.member, { method: 'POST', url: `/v1/calls/${callId}/hangup` })).statusCode).toBe(200);
+    const r = await waitFinalized(callId);
+    expect(r).toMatchObject({ status: 'no_answer', endReason: 'hangup_requested', answeredAt: null, durationSeconds: 0 });
+    expect(r.finalizedAt!.getTime() - r.endedAt!.getTime()).toBeGreaterThanOrEqual(GRACE_MS - 20);
+    await expectOneEnd(callId);
   });
 
   // ---- races ----
@@ -426,10 +436,11 @@ describe('call finalization: one call.ended, whatever the order of the end signa
   it('finalizes once when sweeps race over a call whose final status was lost', async () => {
     const call = await startCall('outbound');
     await closeMedia(call, 'close');
-    const sweeper = rig.t.app as unknown as { callFinalizer: { sweep(): Promise<unknown> } };
-    // Several sweeps at a time, over and over, across the moment the grace period runs out.
+    const sweep = rig.t.app.lifecycleSweep;
+    // Several sweeps at a time, over and over, across the moment the grace period runs out (the app's own
+    // periodic sweep joins in).
     for (let r = await row(call.callId); r.finalizedAt === null; r = await row(call.callId)) {
-      await Promise.all([sweeper.callFinalizer.sweep(), sweeper.callFinalizer.sweep(), sweeper.callFinalizer.sweep()]);
+      await Promise.all([sweep.run(), sweep.run(), sweep.run()]);
     }
     const r = await expectOneEnd(call.callId);
     expect(r).toMatchObject({ status: 'completed', endReason: 'socket_closed' });
