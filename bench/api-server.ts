@@ -97,6 +97,10 @@ export async function startBenchServer(opts: BenchServerOptions): Promise<BenchS
       LOG_LEVEL: 'silent',
       // The limiter still runs (its cost is part of every request), but must never answer 429 here.
       RATE_LIMIT_PER_MINUTE: '1000000',
+      // Every simulated caller comes from 127.0.0.1; a loaded server may hold more than the per-address
+      // default of media sockets waiting for their start, which would refuse callers with 503.
+      MEDIA_PENDING_SOCKETS_PER_ADDRESS: '1000',
+      MEDIA_PENDING_SOCKETS_MAX: '1000',
     });
     const embedded = !config.databaseUrl || !config.redisUrl;
     const runtime = await openRuntime(config);

@@ -114,8 +114,10 @@ export class CallControl {
     }
     const session = this.deps.sessions.get(call.id);
     if (session) await session.end('hangup_requested');
-    // No media here and no carrier to report the end: a test call held elsewhere or never connected.
-    else if (!carrierLeg || !call.providerCallSid) await lifecycle.mediaEnded(call.id, 'hangup_requested');
+    // No media here and no carrier to report the end: a test call held elsewhere or never connected. A carrier
+    // call hung up before its stream started (still ringing) has ended too: its media never will start, a late
+    // in-progress must not answer it, and the sweep must finalize it if the carrier's final callback is lost.
+    else if (!carrierLeg || !call.providerCallSid || (await calls.get(organizationId, id)).streamSid === null) await lifecycle.mediaEnded(call.id, 'hangup_requested');
     return calls.get(organizationId, id);
   }
 

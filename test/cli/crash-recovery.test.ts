@@ -180,7 +180,7 @@ function crashRecovery(makeBackend: () => Promise<Backend>): void {
     await eventually(() => Promise.all(live.map((c) => getCall(c.id))), (calls) => calls.every((c) => c.status === 'in_progress'), Date.now() + 10_000, 'all three calls in_progress');
 
     // 4. An outbound call Twilio creates, whose answer (and SID) serve never receives.
-    const hold = twilio.holdNext({ method: 'POST', path: '/Calls.json' });
+    const hold = twilio.holdNext((r) => r.method === 'POST' && r.path.endsWith('/Calls.json'));
     const placing = fetch(`${base}/v1/calls`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ agentId: agent.id, to: '+14155550124', phoneNumberId: number.id }) }).catch(() => null);
     const request = await hold.arrived;
     const created = twilio.calls.find((c) => c.params === request.params)!;

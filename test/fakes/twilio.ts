@@ -119,22 +119,14 @@ export interface FakeTwilioFailure {
   times?: number;
 }
 
-/** Which REST requests a hold applies to. */
-export interface FakeTwilioMatch {
-  /** Only requests with this method (e.g. `POST`). */
-  method?: string;
-  /** Only requests whose path contains this string or matches this pattern. */
-  path?: string | RegExp;
-}
-
 /**
- * A REST answer the fake keeps back. The request is carried out as usual (a call it creates exists), only
- * its answer waits: what a client sees when Twilio acted on a request whose response never came back.
+ * A REST answer held back: the request was applied (the call exists, the hangup happened), but its answer
+ * stays on the wire until `release`, as when Twilio is slow to respond. Callbacks can be delivered meanwhile.
  */
 export interface FakeTwilioHold {
-  /** Resolves with the request once it has arrived and been carried out. */
+  /** Resolves with the request once it arrived and was applied. */
   readonly arrived: Promise<FakeTwilioRequest>;
-  /** Sends the held answer; a no-op when the client has gone away meanwhile. */
+  /** Sends the held answer (at once if released before the request arrived). */
   release(): void;
 }
 
@@ -202,8 +194,8 @@ export interface FakeTwilio {
   call(sid: string): FakeCall;
   /** Makes the next matching REST request(s) fail with a Twilio error. */
   failNext(failure: FakeTwilioFailure): void;
-  /** Carries out the next matching REST request but keeps its answer back until `release` (see FakeTwilioHold). */
-  holdNext(match: FakeTwilioMatch): FakeTwilioHold;
+  /** Holds back the answer to the next authenticated REST request `match` accepts (see {@link FakeTwilioHold}). */
+  holdNext(match: (req: FakeTwilioRequest) => boolean): FakeTwilioHold;
   /** Adds a number the account owns, as if bought elsewhere. */
   addOwnedNumber(number: Partial<Omit<FakeOwnedNumber, 'phoneNumber'>> & { phoneNumber: string }): FakeOwnedNumber;
   /**
@@ -346,7 +338,7 @@ export async function startFakeTwilio(options: FakeTwilioOptions = {}): Promise<
   const available: FakeAvailableNumber[] = (options.availableNumbers ?? DEFAULT_AVAILABLE_NUMBERS).map((n) => ({ ...n }));
   const deliveries: FakeWebhookDelivery[] = [];
   const failures: Array<FakeTwilioFailure & { left: number }> = [];
-  const holds: Array<FakeTwilioMatch & { take(record: FakeTwilioRequest, answer: () => void): void }> = [];
+  const holds: Array<{ match: (req: FakeTwilioRequest) => boolean; arrive: (req: FakeTwilioRequest) => void; released: Promise<void> }> = [];
   const accountPath = `${API}/Accounts/${accountSid}`;
 
   const addOwnedNumber: FakeTwilio['addOwnedNumber'] = (n) => {
@@ -768,39 +760,34 @@ export async function startFakeTwilio(options: FakeTwilioOptions = {}): Promise<
     requests.push(record);
     res.on('finish', () => (record.status = res.statusCode));
 
-    const matches = (m: FakeTwilioMatch) =>
-      (!m.method || m.method.toUpperCase() === method) &&
-      (!m.path || (typeof m.path === 'string' ? record.path.includes(m.path) : m.path.test(record.path)));
-    const failure = failures.find(matches);
+    const failure = failures.find(
+      (f) =>
+        (!f.method || f.method.toUpperCase() === method) &&
+        (!f.path || (typeof f.path === 'string' ? record.path.includes(f.path) : f.path.test(record.path))),
+    );
     if (failure) {
       failure.left -= 1;
       if (failure.left <= 0) failures.splice(failures.indexOf(failure), 1);
       sendError(res, failure.status, failure.code, failure.message ?? `Injected failure (HTTP ${failure.status})`);
       return;
     }
-    let answer: () => void;
     if (!auth.ok) {
-      answer = () => sendError(res, 401, 20003, 'Authenticate', { 'www-authenticate': 'Basic realm="Twilio API"' });
-    } else {
-      try {
-        const [status, body] = route(method, record.path, record.query, record.params);
-        answer = () => send(res, status, body);
-      } catch (err) {
-        answer = () => {
-          if (err instanceof TwilioRestError) sendError(res, err.status, err.code, err.message);
-          else sendError(res, 500, 20500, `Internal Server Error: ${err instanceof Error ? err.message : String(err)}`);
-        };
-      }
-    }
-    const hold = holds.find(matches);
-    if (hold) {
-      holds.splice(holds.indexOf(hold), 1);
-      hold.take(record, () => {
-        if (!res.destroyed) answer();
-      });
+      sendError(res, 401, 20003, 'Authenticate', { 'www-authenticate': 'Basic realm="Twilio API"' });
       return;
     }
-    answer();
+    try {
+      const [status, body] = route(method, record.path, record.query, record.params);
+      const hold = holds.find((h) => h.match(record));
+      if (hold) {
+        holds.splice(holds.indexOf(hold), 1);
+        hold.arrive(record);
+        await hold.released;
+      }
+      send(res, status, body);
+    } catch (err) {
+      if (err instanceof TwilioRestError) sendError(res, err.status, err.code, err.message);
+      else sendError(res, 500, 20500, `Internal Server Error: ${err instanceof Error ? err.message : String(err)}`);
+    }
   };
 
   const server = createServer((req, res) => {
@@ -1002,28 +989,12 @@ export async function startFakeTwilio(options: FakeTwilioOptions = {}): Promise<
       failures.push({ ...failure, left: failure.times ?? 1 });
     },
     holdNext(match) {
-      let arrive!: (record: FakeTwilioRequest) => void;
+      let arrive!: (req: FakeTwilioRequest) => void;
+      let release!: () => void;
       const arrived = new Promise<FakeTwilioRequest>((resolve) => (arrive = resolve));
-      let held: (() => void) | null = null;
-      let released = false;
-      holds.push({
-        ...match,
-        take(record, answer) {
-          if (released) answer();
-          else held = answer;
-          arrive(record);
-        },
-      });
-      return {
-        arrived,
-        release() {
-          released = true;
-          const answer = held;
-          held = null;
-          // A client killed while it waited has no socket left: the answer is then dropped.
-          if (answer) answer();
-        },
-      };
+      const released = new Promise<void>((resolve) => (release = resolve));
+      holds.push({ match, arrive, released });
+      return { arrived, release };
     },
     addOwnedNumber,
     prepareStatusCallback,

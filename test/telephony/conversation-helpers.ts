@@ -63,7 +63,15 @@ export interface ConversationRig {
 
 /** Starts the rig: fakes, a one-worker media pool with the test Piper voice, the app listening on a port. */
 export async function startConversationRig(
-  opts: { deepgram?: FakeDeepgramOptions; respond?: FakeRespond; twilio?: boolean; /** Default true: the rig's own tool server is on loopback. */ allowPrivateTools?: boolean } = {},
+  opts: {
+    deepgram?: FakeDeepgramOptions;
+    respond?: FakeRespond;
+    twilio?: boolean;
+    /** Default true: the rig's own tool server is on loopback. */
+    allowPrivateTools?: boolean;
+    /** More environment for the app (e.g. short call-finalization timings). */
+    env?: Record<string, string>;
+  } = {},
 ): Promise<ConversationRig> {
   const twilio = opts.twilio ? await startFakeTwilio() : null;
   const port = opts.twilio ? await freePort() : 0;
@@ -102,6 +110,7 @@ export async function startConversationRig(
       ...(twilio
         ? { TWILIO_ACCOUNT_SID: twilio.accountSid, TWILIO_AUTH_TOKEN: twilio.authToken, TWILIO_BASE_URL: twilio.baseUrl, PUBLIC_URL: `http://127.0.0.1:${port}` }
         : {}),
+      ...opts.env,
     },
     { mediaEngine: pool },
   );

@@ -86,6 +86,16 @@ describe('CallLifecycle', () => {
       expect((await calls.get(orgId, call.id)).durationSeconds).toBe(17);
     });
 
+    it("says carrier_completed when the carrier's final status came before the stream stopped", async () => {
+      const call = await outbound();
+      const callSid = sid();
+      await calls.placed(call.id, callSid, 'initiated');
+      await lifecycle.claimMedia(call.id, { streamSid: 'MZcc', providerCallSid: callSid }, NODE);
+      await lifecycle.carrierStatus({ providerCallSid: callSid }, { status: 'completed', durationSeconds: 4 });
+      const final = await lifecycle.mediaEnded(call.id, 'stream_stopped');
+      expect(final).toMatchObject({ status: 'completed', endReason: 'carrier_completed', durationSeconds: 4, finalizedAt: expect.any(Date) });
+    });
+
     it('keeps a cause recorded before the carrier acted over the stream stop that follows', async () => {
       const call = await outbound();
       const callSid = sid();

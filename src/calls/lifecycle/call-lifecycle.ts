@@ -74,13 +74,17 @@ export class CallLifecycle {
       const call = await this.lock(tx, callId);
       if (!call) return null;
       if (call.finalizedAt || call.mediaEndedAt) return call;
+      // The carrier's final status came first: the caller or the network ended the call, and the stream's
+      // stop or close that follows is its echo, not its cause (finalization then says carrier_completed).
+      const echo = call.carrierFinalAt !== null && (reason === 'stream_stopped' || reason === 'socket_closed');
+      const keep = call.endReason !== null || echo;
       const [row] = await tx
         .update(calls)
         .set({
           mediaEndedAt: sql`now()`,
           endedAt: sql`coalesce(${calls.endedAt}, now())`,
-          endReason: call.endReason ?? reason,
-          endDetail: call.endReason ? call.endDetail : (detail?.slice(0, 500) ?? null),
+          endReason: keep ? call.endReason : reason,
+          endDetail: keep ? call.endDetail : (detail?.slice(0, 500) ?? null),
           updatedAt: sql`now()`,
         })
         .where(eq(calls.id, callId))
