@@ -142,7 +142,9 @@ function lifecycleConfig(env: Env): LifecycleConfig {
   if (nodeLeaseMs < 2 * nodeHeartbeatMs) throw new ConfigError('NODE_LEASE_MS', `must be at least twice NODE_HEARTBEAT_MS (${nodeHeartbeatMs})`);
   return {
     finalizeGraceMs: int(env, 'CALL_FINALIZE_GRACE_MS', 30_000, 0, 3_600_000),
-    sweepMs: int(env, 'CALL_SWEEP_MS', 5000, 50, 600_000),
+    // On the embedded database each query blocks the event loop that carries live audio, and a crashed
+    // node's calls are found at start (the data-dir lock): sweep less often there.
+    sweepMs: int(env, 'CALL_SWEEP_MS', env.DATABASE_URL ? 5000 : 15_000, 50, 600_000),
     placementDeadlineMs: int(env, 'OUTBOUND_PLACEMENT_DEADLINE_MS', 120_000, 1000, 86_400_000),
     nodeHeartbeatMs,
     nodeLeaseMs,

@@ -107,6 +107,7 @@ export const telephonyPlugin = fp(
       db: app.db,
       lifecycle: app.callLifecycle,
       nodeLeaseMs: app.config.lifecycle.nodeLeaseMs,
+      exclusiveNode: () => (app.nodeLease.exclusive ? app.nodeLease.id : null),
       testCallTtlMs: STREAM_TOKEN_TTL_MS,
       carrierLookup: app.telephony ? carrierLookup(app.telephony, app.calls) : undefined,
       log: (msg, err) => (err ? app.log.warn({ err }, msg) : app.log.info(msg)),

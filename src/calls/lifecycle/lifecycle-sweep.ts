@@ -1,4 +1,4 @@
-import { and, eq, isNull, isNotNull, lt, notInArray, sql } from 'drizzle-orm';
+import { and, eq, isNull, isNotNull, lt, notInArray, or, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { calls, type CallRow, type CallStatus } from '../calls.table.js';
 import { serveNodes } from './serve-nodes.table.js';
@@ -23,7 +23,7 @@ export interface SweepResult {
   placementsFound: number;
 }
 
-// A sweep finalizes at most this many calls of each kind; the next sweep takes the rest.
+// A sweep finalizes at most this many calls; the next sweep takes the rest.
 const BATCH = 200;
 
 /**
@@ -38,6 +38,8 @@ export class LifecycleSweep {
       db: Db;
       lifecycle: CallLifecycle;
       nodeLeaseMs: number;
+      /** This node, when it is the only one that can exist (embedded database): every other node is gone. */
+      exclusiveNode?: () => string | null;
       /** How long a test call's stream token lives. */
       testCallTtlMs: number;
       carrierLookup?: CarrierLookup;
@@ -45,73 +47,74 @@ export class LifecycleSweep {
     },
   ) {}
 
-  /** One pass over every kind. */
+  /**
+   * One pass over every kind. One query finds them all: on the embedded database every query blocks the
+   * event loop that carries live audio (about 1 ms each, whatever it does), so the sweep asks once.
+   */
   async run(): Promise<SweepResult> {
     const result: SweepResult = { crashed: 0, graceExpired: 0, testCallsExpired: 0, placementsUnknown: 0, placementsFound: 0 };
-    result.crashed = await this.endCrashed();
-    result.graceExpired = await this.finalizeAfterGrace();
-    result.testCallsExpired = await this.expireTestCalls();
-    await this.resolvePlacements(result);
+    const { lifecycle } = this.deps;
+    for (const { call, kind } of await this.due()) {
+      switch (kind) {
+        case 'crashed':
+          await lifecycle.forceFinalize(call.id, { reason: 'server_crashed', detail: 'the server holding the call stopped without ending it', mediaEnded: true });
+          result.crashed++;
+          break;
+        case 'grace':
+          await lifecycle.forceFinalize(call.id);
+          result.graceExpired++;
+          break;
+        case 'test_call':
+          await lifecycle.forceFinalize(call.id, { reason: 'not_answered', detail: 'no media stream connected before the stream token expired' });
+          result.testCallsExpired++;
+          break;
+        case 'placement':
+          await this.resolvePlacement(call, result);
+          break;
+      }
+    }
     const total = result.crashed + result.graceExpired + result.testCallsExpired + result.placementsUnknown + result.placementsFound;
     if (total > 0) this.deps.log?.(`call sweep: ${JSON.stringify(result)}`);
     return result;
   }
 
-  // Live media on a node whose lease ran out: the process holding the call is gone, and so is the call.
-  private async endCrashed(): Promise<number> {
-    const { db, lifecycle, nodeLeaseMs } = this.deps;
-    const live = db.select({ id: serveNodes.id }).from(serveNodes).where(sql`${serveNodes.heartbeatAt} > now() - ${nodeLeaseMs} * interval '1 millisecond'`);
-    const orphans = await db
-      .select({ id: calls.id })
+  // The calls whose end nobody will report, each with the first reason that applies:
+  // - crashed: live media on a node whose lease ran out (the process holding the call is gone);
+  // - grace: one end signal came and the other did not within the grace period (a lost carrier callback);
+  // - test_call: a test call's token expired with no socket: nobody will ever connect to it;
+  // - placement: an outbound call with no carrier id past the deadline (the process died between asking the
+  //   carrier and storing its answer, or the carrier never answered).
+  private async due(): Promise<Array<{ call: CallRow; kind: 'crashed' | 'grace' | 'test_call' | 'placement' }>> {
+    const { db, lifecycle, nodeLeaseMs, testCallTtlMs } = this.deps;
+    const ago = (ms: number) => sql`now() - ${ms} * interval '1 millisecond'`;
+    const only = this.deps.exclusiveNode?.() ?? null;
+    const live = db.select({ id: serveNodes.id }).from(serveNodes).where(sql`${serveNodes.heartbeatAt} > ${ago(nodeLeaseMs)}`);
+    const gone = only ? sql`coalesce(${calls.mediaNodeId}, '') <> ${only}` : notInArray(sql`coalesce(${calls.mediaNodeId}, '')`, live);
+    const crashed = and(isNotNull(calls.streamSid), isNull(calls.mediaEndedAt), gone)!;
+    const grace = lt(calls.endedAt, ago(lifecycle.graceMs))!;
+    const testCall = and(eq(calls.direction, 'inbound'), isNull(calls.phoneNumberId), isNull(calls.streamSid), lt(calls.createdAt, ago(testCallTtlMs)))!;
+    const placement = and(eq(calls.direction, 'outbound'), isNull(calls.providerCallSid), lt(calls.createdAt, ago(lifecycle.limits.placementDeadlineMs)))!;
+    const rows = await db
+      .select({
+        call: calls,
+        kind: sql<'crashed' | 'grace' | 'test_call' | 'placement'>`case when ${crashed} then 'crashed' when ${grace} then 'grace' when ${testCall} then 'test_call' else 'placement' end`,
+      })
       .from(calls)
-      .where(and(isNull(calls.finalizedAt), isNotNull(calls.streamSid), isNull(calls.mediaEndedAt), notInArray(sql`coalesce(${calls.mediaNodeId}, '')`, live)))
+      .where(and(isNull(calls.finalizedAt), or(crashed, grace, testCall, placement)))
       .limit(BATCH);
-    for (const { id } of orphans) await lifecycle.forceFinalize(id, { reason: 'server_crashed', detail: 'the server holding the call stopped without ending it', mediaEnded: true });
-    return orphans.length;
+    return rows;
   }
 
-  // One end signal came and the other did not within the grace period (typically a lost carrier callback).
-  private async finalizeAfterGrace(): Promise<number> {
-    const { db, lifecycle } = this.deps;
-    const due = await db
-      .select({ id: calls.id })
-      .from(calls)
-      .where(and(isNull(calls.finalizedAt), lt(calls.endedAt, sql`now() - ${lifecycle.graceMs} * interval '1 millisecond'`)))
-      .limit(BATCH);
-    for (const { id } of due) await lifecycle.forceFinalize(id);
-    return due.length;
-  }
-
-  // A test call's token expired with no socket: nobody will ever connect to it.
-  private async expireTestCalls(): Promise<number> {
-    const { db, lifecycle, testCallTtlMs } = this.deps;
-    const expired = await db
-      .select({ id: calls.id })
-      .from(calls)
-      .where(and(isNull(calls.finalizedAt), eq(calls.direction, 'inbound'), isNull(calls.phoneNumberId), isNull(calls.streamSid), lt(calls.createdAt, sql`now() - ${testCallTtlMs} * interval '1 millisecond'`)))
-      .limit(BATCH);
-    for (const { id } of expired) await lifecycle.forceFinalize(id, { reason: 'not_answered', detail: 'no media stream connected before the stream token expired' });
-    return expired.length;
-  }
-
-  // Outbound calls with no carrier id past the deadline: the process died between asking the carrier and
-  // storing its answer (or the carrier never answered). Ask the carrier first; give up only when it cannot tell.
-  private async resolvePlacements(result: SweepResult): Promise<void> {
-    const { db, lifecycle } = this.deps;
-    const unknown = await db
-      .select()
-      .from(calls)
-      .where(and(isNull(calls.finalizedAt), eq(calls.direction, 'outbound'), isNull(calls.providerCallSid), lt(calls.createdAt, sql`now() - ${lifecycle.limits.placementDeadlineMs} * interval '1 millisecond'`)))
-      .limit(BATCH);
-    for (const call of unknown) {
-      const found = await this.lookUp(call);
-      if (found) {
-        await lifecycle.carrierStatus({ providerCallSid: found.providerCallSid, callId: call.id }, { status: found.status, durationSeconds: found.durationSeconds });
-        result.placementsFound++;
-      } else {
-        await lifecycle.forceFinalize(call.id, { reason: 'placement_unknown', detail: 'no carrier call id was stored for this call' });
-        result.placementsUnknown++;
-      }
+  // Asks the carrier first; gives up only when it cannot tell.
+  private async resolvePlacement(call: CallRow, result: SweepResult): Promise<void> {
+    const { lifecycle } = this.deps;
+    const found = await this.lookUp(call);
+    if (found) {
+      await lifecycle.carrierStatus({ providerCallSid: found.providerCallSid, callId: call.id }, { status: found.status, durationSeconds: found.durationSeconds });
+      result.placementsFound++;
+    } else {
+      await lifecycle.forceFinalize(call.id, { reason: 'placement_unknown', detail: 'no carrier call id was stored for this call' });
+      result.placementsUnknown++;
     }
   }
 

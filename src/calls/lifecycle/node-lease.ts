@@ -20,13 +20,19 @@ export class NodeLease {
     private readonly onError: (err: Error) => void = () => {},
   ) {}
 
+  /** Whether no other node can share the database (see `start`). */
+  exclusive = false;
+
   /**
    * Registers the node and starts the heartbeat. `exclusive`: no other node can be alive (the embedded
-   * database is locked to this process), so every other lease is stale now, not after it runs out.
+   * database is locked to this process), so every other lease is stale now, not after it runs out, and
+   * nobody needs our heartbeat (each write would block the embedded database's event loop for nothing).
    */
   async start(opts: { exclusive?: boolean } = {}): Promise<void> {
-    if (opts.exclusive) await this.db.delete(serveNodes).where(ne(serveNodes.id, this.id));
+    this.exclusive = opts.exclusive === true;
+    if (this.exclusive) await this.db.delete(serveNodes).where(ne(serveNodes.id, this.id));
     await this.db.insert(serveNodes).values({ id: this.id, hostname: hostname(), pid: process.pid }).onConflictDoNothing();
+    if (this.exclusive) return;
     this.timer = setInterval(() => void this.renew().catch((err: unknown) => this.onError(err as Error)), this.heartbeatMs);
     this.timer.unref();
   }
