@@ -24,7 +24,22 @@ export const SttSettings = Type.Object(
   {
     provider: StringEnum(STT_PROVIDERS),
     model: Type.String({ ...ModelName, default: 'nova-3' }),
-    endpointingMs: Type.Integer({ minimum: 50, maximum: 5000, default: 400, description: 'silence that ends the caller\'s turn' }),
+    endpointingMs: Type.Integer({ minimum: 50, maximum: 5000, default: 400, description: 'silence that ends the caller\'s turn when turnDetection.mode is fixed' }),
+  },
+  { additionalProperties: false },
+);
+
+export const TURN_DETECTION_MODES = ['adaptive', 'fixed'] as const;
+
+/** How the engine decides that the caller has finished their turn. */
+export const TurnDetectionSettings = Type.Object(
+  {
+    mode: StringEnum(TURN_DETECTION_MODES, {
+      default: 'adaptive',
+      description: 'adaptive: the silence that ends a turn depends on how finished the words look (minSilenceMs after a complete sentence, up to maxSilenceMs after "and", "um" or an unfinished clause); fixed: stt.endpointingMs of silence always',
+    }),
+    minSilenceMs: Type.Integer({ minimum: 100, maximum: 2000, default: 250, description: 'adaptive: silence that ends a turn whose words look finished' }),
+    maxSilenceMs: Type.Integer({ minimum: 100, maximum: 5000, default: 900, description: 'adaptive: silence that ends a turn whose words look unfinished; at least minSilenceMs' }),
   },
   { additionalProperties: false },
 );
@@ -136,6 +151,7 @@ const agentFields = {
   }),
   voice: VoiceSettings,
   stt: SttSettings,
+  turnDetection: TurnDetectionSettings,
   llm: LlmSettings,
   interruption: InterruptionSettings,
   maxDurationSeconds: Type.Integer({ minimum: 10, maximum: 14_400, default: 1800 }),
@@ -155,6 +171,7 @@ export const AgentCreate = Type.Object(
     variables: Type.Optional(agentFields.variables),
     voice: Type.Optional(agentFields.voice),
     stt: Type.Optional(agentFields.stt),
+    turnDetection: Type.Optional(agentFields.turnDetection),
     llm: Type.Optional(agentFields.llm),
     interruption: Type.Optional(agentFields.interruption),
     maxDurationSeconds: Type.Optional(agentFields.maxDurationSeconds),
@@ -183,6 +200,7 @@ export const AgentUpdate = Type.Object(
     variables: Type.Optional(noDefault(agentFields.variables)),
     voice: Type.Optional(agentFields.voice),
     stt: Type.Optional(agentFields.stt),
+    turnDetection: Type.Optional(agentFields.turnDetection),
     llm: Type.Optional(agentFields.llm),
     interruption: Type.Optional(agentFields.interruption),
     maxDurationSeconds: Type.Optional(noDefault(agentFields.maxDurationSeconds)),
@@ -210,6 +228,7 @@ export type Agent = Static<typeof Agent>;
 
 export type VoiceSettings = Static<typeof VoiceSettings>;
 export type SttSettings = Static<typeof SttSettings>;
+export type TurnDetectionSettings = Static<typeof TurnDetectionSettings>;
 export type LlmSettings = Static<typeof LlmSettings>;
 export type InterruptionSettings = Static<typeof InterruptionSettings>;
 export type VoicemailSettings = Static<typeof VoicemailSettings>;

@@ -6,7 +6,7 @@ import { invalid, notFound } from '../shared/errors.js';
 import { checkOutboundUrl, isOutboundUrlProblem } from '../shared/outbound-url.js';
 import type { SecretBox } from '../shared/secret-box.js';
 import { agents, type AgentRow } from './agents.table.js';
-import type { Agent, AgentCreate, AgentTool, AgentToolInput, AgentUpdate, LlmSettings, SttSettings, VoiceSettings, VoicemailSettings, InterruptionSettings, RecordingSettings } from './agents.schemas.js';
+import type { Agent, AgentCreate, AgentTool, AgentToolInput, AgentUpdate, LlmSettings, SttSettings, VoiceSettings, VoicemailSettings, InterruptionSettings, RecordingSettings, TurnDetectionSettings } from './agents.schemas.js';
 import { promptVariables, templateProblem } from './prompt.js';
 import { openToolSecrets, redactToolSecrets, sealStoredToolSecrets, sealToolSecrets, type SealSweep } from './tool-secrets.js';
 
@@ -18,6 +18,7 @@ export const AGENT_DEFAULTS = {
   variables: {} as Record<string, string>,
   voice: { provider: 'piper', voiceId: 'en_US-lessac-medium', speed: 1 } satisfies VoiceSettings,
   stt: { provider: 'deepgram', model: 'nova-3', endpointingMs: 400 } satisfies SttSettings,
+  turnDetection: { mode: 'adaptive', minSilenceMs: 250, maxSilenceMs: 900 } satisfies TurnDetectionSettings,
   llm: { provider: 'openai', model: 'gpt-4o-mini', temperature: 0.7, fallbacks: [] } satisfies LlmSettings,
   interruption: { enabled: true, minSpeechMs: 200 } satisfies InterruptionSettings,
   maxDurationSeconds: 1800,
@@ -60,6 +61,9 @@ function assertWorkable(a: Required<AgentFields>, opts: { allowPrivateNetwork: b
   for (const [field, text] of [['systemPrompt', a.systemPrompt], ['firstMessage', a.firstMessage]] as const) {
     const problem = templateProblem(text);
     if (problem) throw invalid(`${field}: ${problem}`, { field });
+  }
+  if (a.turnDetection.minSilenceMs > a.turnDetection.maxSilenceMs) {
+    throw invalid('turnDetection.minSilenceMs must not exceed turnDetection.maxSilenceMs', { field: 'turnDetection.minSilenceMs' });
   }
   if (a.voicemail.action === 'leave_message' && !a.voicemail.message) {
     throw invalid('voicemail.message is required when voicemail.action is leave_message', { field: 'voicemail.message' });
@@ -120,6 +124,7 @@ function agentView(r: AgentRow, tools: AgentTool[]): Agent {
     variables: r.variables,
     voice: r.voice,
     stt: r.stt,
+    turnDetection: r.turnDetection,
     llm: r.llm,
     interruption: r.interruption,
     maxDurationSeconds: r.maxDurationSeconds,

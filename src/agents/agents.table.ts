@@ -3,6 +3,7 @@ import { organizations } from '../organizations/organizations.table.js';
 import type {
   VoiceSettings,
   SttSettings,
+  TurnDetectionSettings,
   LlmSettings,
   InterruptionSettings,
   VoicemailSettings,
@@ -28,6 +29,7 @@ export const agents = pgTable(
     variables: jsonb('variables').$type<Record<string, string>>().notNull().default({}),
     voice: jsonb('voice').$type<VoiceSettings>().notNull(),
     stt: jsonb('stt').$type<SttSettings>().notNull(),
+    turnDetection: jsonb('turn_detection').$type<TurnDetectionSettings>().notNull().default({ mode: 'adaptive', minSilenceMs: 250, maxSilenceMs: 900 }),
     llm: jsonb('llm').$type<LlmSettings>().notNull(),
     interruption: jsonb('interruption').$type<InterruptionSettings>().notNull(),
     maxDurationSeconds: integer('max_duration_seconds').notNull(),

@@ -8,6 +8,9 @@ export interface VadOptions {
   threshold?: number;
   minSpeechMs?: number;
   minSilenceMs?: number;
+  /** Speech resuming within this long of a speech end starts after `resumeMinSpeechMs` (adaptive end of turn). */
+  resumeWithinMs?: number;
+  resumeMinSpeechMs?: number;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 /** The last `capacity` samples of one latency, for benchmarks and diagnostics (bounded: it runs in production). */
 export class LatencyReservoir {
@@ -40,6 +40,9 @@ export class CallLatencies {
   private readonly responseHist: Histogram;
   /** Live calls on this node. */
   readonly liveCalls: Gauge;
+  /** LLM requests started on a caller's pause, by outcome: answered from (used) or thrown away (discarded). */
+  readonly preemptions = { used: 0, discarded: 0 };
+  private readonly preemptionCounter: Counter<'outcome'>;
 
   constructor(registry: Registry) {
     const buckets = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25];
@@ -53,6 +56,13 @@ export class CallLatencies {
       registers: [registry],
     });
     this.liveCalls = new Gauge({ name: 'vocelio_live_calls', help: 'calls whose media socket this node holds', registers: [registry] });
+    this.preemptionCounter = new Counter({ name: 'vocelio_llm_preemptions_total', help: 'LLM requests started before the caller\'s turn was confirmed, by outcome', labelNames: ['outcome'], registers: [registry] });
+  }
+
+  /** A preemptive LLM request was used for the answer, or thrown away (the caller went on, or their words changed). */
+  preemption(outcome: 'used' | 'discarded'): void {
+    this.preemptions[outcome]++;
+    this.preemptionCounter.inc({ outcome });
   }
 
   echoOverhead(ms: number): void {

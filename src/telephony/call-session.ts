@@ -5,6 +5,7 @@ import type { CallLifecycle } from '../calls/lifecycle/call-lifecycle.js';
 import type { CallEventBus, CallEventInput } from '../calls/call-events.js';
 import type { CallTurnsService } from '../calls/call-turns.service.js';
 import { UsageMeterBuffer, type UsageService } from '../billing/usage.service.js';
+import { vadOptionsFor } from '../agents/conversation/end-of-turn.js';
 import { Conversation } from '../agents/conversation/conversation.js';
 import { EchoResponder } from '../agents/conversation/echo-responder.js';
 import type { Responder, VoiceOut } from '../agents/conversation/responder.js';
@@ -116,7 +117,9 @@ export class CallSession {
   start(): void {
     const agent = this.info.agent;
     if (this.deps.media) {
-      this.channel = this.deps.media.open(this.info.callId, { minSilenceMs: agent?.stt.endpointingMs, minSpeechMs: agent?.interruption.minSpeechMs }, (e) => this.onMediaEvent(e));
+      // Echo repeats each utterance after the fixed endpointing; the conversation's end-of-turn policy says what VAD reports.
+      const silence = !agent ? {} : agent.voice.provider === 'echo' ? { minSilenceMs: agent.stt.endpointingMs } : vadOptionsFor(agent);
+      this.channel = this.deps.media.open(this.info.callId, { ...silence, minSpeechMs: agent?.interruption.minSpeechMs }, (e) => this.onMediaEvent(e));
     }
     if (agent?.recording.enabled) this.startRecording();
     if (agent?.voice.provider === 'echo') {

@@ -154,6 +154,9 @@ export async function startConversationRig(
           variables: { business: 'Vocelio Bistro' },
           voice: { provider: 'piper', voiceId: 'test-voice' },
           stt: { provider: 'deepgram', model: 'nova-3', endpointingMs: 500 },
+          // One scripted transcript per utterance of the fake STT, and hello.ulaw has a 290 ms pause between
+          // its two sentences: these tests hold the fixed endpointing (adaptive turns: test/conversation/).
+          turnDetection: { mode: 'fixed', minSilenceMs: 250, maxSilenceMs: 900 },
           llm: { provider: 'openai', model: 'gpt-test', fallbacks: [{ provider: 'openai', model: 'gpt-backup' }] },
           ...fields,
         },

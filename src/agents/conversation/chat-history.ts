@@ -37,6 +37,15 @@ export class ChatHistory {
     if (i !== -1) this.messages.splice(i, 1);
   }
 
+  /** The messages of a request for `text` from the caller, as `addUser(text)` would make them; the history is not changed. */
+  forRequestWith(systemPrompt: string, text: string): ChatMessage[] {
+    const messages = this.forRequest(systemPrompt);
+    const last = messages.at(-1);
+    if (last?.role === 'user') messages[messages.length - 1] = { ...last, content: `${last.content}\n${text}` };
+    else messages.push({ role: 'user', content: text });
+    return messages;
+  }
+
   /** The messages of the next request: the system prompt, then the history. */
   forRequest(systemPrompt: string): ChatMessage[] {
     return systemPrompt ? [{ role: 'system', content: systemPrompt }, ...this.messages] : [...this.messages];

@@ -1,13 +1,12 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Agent } from '../agents.schemas.js';
-import type { CallTurnsService } from '../../calls/call-turns.service.js';
 import type { CallEventInput } from '../../calls/call-events.js';
 import type { EndReason } from '../../calls/calls.table.js';
-import type { UsageMeterBuffer } from '../../billing/usage.service.js';
 import type { LlmDelta, LlmRequest, SttProvider, TtsProvider } from '../../media/providers.js';
 import type { CallLatencies } from '../../telephony/call-latency.js';
 import type { VoiceOut } from './responder.js';
 import type { ToolRunner } from './tools.js';
+import type { TurnStore, UsageSink } from './turn-log.js';
 
 /** A chat model with its ordered fallbacks. */
 export interface ChatModel {
@@ -25,8 +24,8 @@ export interface ConversationDeps {
   llm: ChatModel;
   tts: TtsProvider;
   tools: ToolRunner;
-  turns: CallTurnsService;
-  usage: UsageMeterBuffer;
+  turns: TurnStore;
+  usage: UsageSink;
   voice: VoiceOut;
   latencies: CallLatencies;
   log: FastifyBaseLogger;

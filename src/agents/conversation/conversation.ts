@@ -1,5 +1,4 @@
 import { renderPrompt } from '../prompt.js';
-import type { TurnUpdate } from '../../calls/call-turns.service.js';
 import type { EndReason } from '../../calls/calls.table.js';
 import type { SttStream } from '../../media/providers.js';
 import { epochNow } from '../../media/media-engine.js';
@@ -8,9 +7,11 @@ import type { CallerInput, ConversationDeps } from './conversation-deps.js';
 import { AmdGate, amdAction } from './answering-machine.js';
 import { ChatHistory } from './chat-history.js';
 import { DtmfCollector } from './dtmf-collector.js';
+import { endOfTurnPolicy, type EndOfTurnPolicy } from './end-of-turn.js';
 import { LINES } from './lines.js';
 import { AgentStateReporter, type AnsweredBy, type Responder, type StartOptions } from './responder.js';
-import { Speaker } from './speaker.js';
+import { PreemptiveRequest } from './preemption.js';
+import { Speaker, llmRequest } from './speaker.js';
 import { TurnDetector, type UserTurn } from './turn-detector.js';
 import { TurnLog } from './turn-log.js';
 import { Utterance, type UtteranceKind } from './utterance.js';
@@ -38,30 +39,30 @@ export class Conversation implements Responder {
   private readonly dtmf: DtmfCollector;
   private readonly amd = new AmdGate();
   private active: Utterance | null = null;
-  private seq = 0;
   private utterances = 0;
   private ending = false;
   private silenceTimer: NodeJS.Timeout | null = null;
   private reprompts = 0;
-  private sttSecondsFlushed = 0;
+  private readonly policy: EndOfTurnPolicy;
+  // The LLM request started on the caller's pause, and how many were thrown away since the last turn.
+  private preempted: PreemptiveRequest | null = null;
+  private preemptionsDiscarded = 0;
   private readonly systemPrompt: string;
   private readonly variables: Record<string, string>;
 
   constructor(private readonly deps: ConversationDeps) {
     this.variables = { ...deps.agent.variables, ...deps.variables };
     this.systemPrompt = renderPrompt(deps.agent.systemPrompt, this.variables);
+    this.policy = endOfTurnPolicy(deps.agent);
     this.detector = new TurnDetector(
-      { capMs: Math.max(FINAL_CAP_MS, deps.agent.stt.endpointingMs * 2) },
+      { capMs: Math.max(FINAL_CAP_MS, deps.agent.stt.endpointingMs * 2), policy: this.policy },
       (turn) => void this.onUserTurn(turn),
       () => this.stt?.flush(),
+      { onPause: (text) => this.preempt(text), onResume: () => this.discardPreemption() },
     );
-    this.log = new TurnLog({ callId: deps.callId, turns: deps.turns, usage: deps.usage, log: deps.log });
+    this.log = new TurnLog(deps);
     this.state = new AgentStateReporter(deps.publish);
-    this.speaker = new Speaker(deps, this.history, this.systemPrompt, {
-      nextSeq: () => ++this.seq,
-      record: (turn) => this.log.add(turn),
-      speaking: () => this.state.set('speaking'),
-    });
+    this.speaker = new Speaker(deps, this.history, this.systemPrompt, { log: this.log, speaking: () => this.state.set('speaking') });
     this.dtmf = new DtmfCollector((digits) => void this.respond({ text: `[The caller pressed the keys: ${digits}]`, endOfSpeechAt: null, sttFinalAt: null, kind: 'dtmf', shown: digits }));
     deps.signal.addEventListener('abort', () => this.close(), { once: true });
   }
@@ -153,7 +154,7 @@ export class Conversation implements Responder {
 
   /** The call session sent an audio frame to Twilio (times the first frame of an answer). */
   onFrameSent(): void {
-    this.speaker.onFrameSent();
+    this.log.onFrameSent();
   }
 
   /** Says goodbye (the caller cannot cut it) and ends the call with `reason`. */
@@ -195,7 +196,10 @@ export class Conversation implements Responder {
 
   private async onUserTurn(turn: UserTurn): Promise<void> {
     // Until AMD has spoken, "Hello?" may be a person or a mailbox greeting: the verdict decides what to say.
-    if (this.amd.waiting) return;
+    if (this.amd.waiting) {
+      this.discardPreemption();
+      return;
+    }
     await this.respond({ text: turn.text, endOfSpeechAt: turn.endOfSpeechAt, sttFinalAt: turn.sttFinalAt, kind: 'speech', shown: turn.text });
   }
 
@@ -205,17 +209,19 @@ export class Conversation implements Responder {
     const previous = this.active;
     // With interruption off the caller may talk over the agent: answer after the current utterance.
     if (previous && !previous.interrupted) await previous.finished;
-    if (this.ending || this.deps.signal.aborted) return;
-    const userSeq = ++this.seq;
-    const now = new Date();
-    void this.log.add({ organizationId: this.deps.organizationId, callId: this.deps.callId, seq: userSeq, role: 'user', kind: input.kind, text: input.shown, startedAt: now, endedAt: now });
-    this.deps.publish({ type: 'call.transcript', role: 'user', text: input.shown, final: true, seq: userSeq });
+    if (this.ending || this.deps.signal.aborted) {
+      this.discardPreemption();
+      return;
+    }
     this.history.addUser(input.text);
+    const preempted = this.takePreemption(this.history.forRequest(this.systemPrompt));
+    const userSeq = this.log.callerTurn(input.kind, input.shown, this.preemptionCount(preempted));
+    this.deps.publish({ type: 'call.transcript', role: 'user', text: input.shown, final: true, seq: userSeq });
 
     const u = this.begin(input.kind === 'dtmf' ? 'dtmf' : 'speech', true);
     if (input.endOfSpeechAt !== null && input.sttFinalAt !== null) u.latency.sttFinalMs = round(Math.max(0, input.sttFinalAt - input.endOfSpeechAt));
     try {
-      const outcome = await this.speaker.answer(u, input.endOfSpeechAt, (to, summary) => this.transfer(u, to, summary));
+      const outcome = await this.speaker.answer(u, input.endOfSpeechAt, (to, summary) => this.transfer(u, to, summary), preempted);
       if (u.signal.aborted || outcome.kind === 'transferred') return;
       if (outcome.kind === 'hang_up') {
         this.ending = true;
@@ -303,7 +309,7 @@ export class Conversation implements Responder {
       if (detectedAt !== null) this.deps.latencies.bargeIn(epochNow() - detectedAt);
     }
     if (this.active === u) this.active = null;
-    this.speaker.forget(u);
+    this.log.forget(u);
     this.state.set('listening');
     const heardText = u.interrupt(this.history, playedMs);
     if (!u.hasAudio) return;
@@ -364,22 +370,66 @@ export class Conversation implements Responder {
     this.deps.end('silence_timeout');
   }
 
-  private updateTurn(u: Utterance, patch: TurnUpdate): void {
-    this.log.update(u.turnId, patch);
+  // The caller paused with these words transcribed: start answering them, audio held until the turn is theirs.
+  private preempt(text: string): void {
+    if (this.preempted?.text === text) return;
+    this.discardPreemption();
+    // Busy (speaking, answering, deciding about a mailbox): a request now would be built on a history
+    // that changes before the turn is answered.
+    if (this.ending || this.deps.signal.aborted || this.active || this.amd.waiting || !this.policy.adaptive) return;
+    const messages = this.history.forRequestWith(this.systemPrompt, text);
+    this.preempted = new PreemptiveRequest(text, messages, {
+      llm: this.deps.llm,
+      request: llmRequest(this.deps.agent, this.deps.tools.specs()),
+      meter: (delta) => this.log.meterLlm(delta),
+    });
+  }
+
+  // The caller went on (or their words changed): the request started on the pause is wasted.
+  private discardPreemption(): void {
+    const p = this.preempted;
+    if (!p) return;
+    this.preempted = null;
+    p.discard();
+    this.preemptionsDiscarded++;
+    this.deps.latencies.preemption('discarded');
+    // Its input tokens are metered when the aborted stream ends: write them with the call's next usage.
+    void p.done.then(() => this.log.flushUsage());
+  }
+
+  // The request the answer to `messages` can use, if one was started on exactly these words.
+  private takePreemption(messages: ReturnType<ChatHistory['forRequest']>): PreemptiveRequest | null {
+    const p = this.preempted;
+    if (!p) return null;
+    if (!p.matches(messages)) {
+      this.discardPreemption();
+      return null;
+    }
+    this.preempted = null;
+    this.deps.latencies.preemption('used');
+    return p;
+  }
+
+  // What a caller turn's record says about preemption (nothing when the agent does not preempt).
+  private preemptionCount(used: PreemptiveRequest | null): { used: number; discarded: number } | undefined {
+    if (!this.policy.adaptive) return undefined;
+    const count = { used: used ? 1 : 0, discarded: this.preemptionsDiscarded };
+    this.preemptionsDiscarded = 0;
+    return count;
+  }
+
+  private updateTurn(u: Utterance, patch: Parameters<TurnLog['answerEnded']>[1]): void {
+    this.log.answerEnded(u, patch);
   }
 
   private flushUsage(): void {
-    const seconds = this.stt?.audioSeconds ?? 0;
-    if (seconds > this.sttSecondsFlushed) {
-      this.deps.usage.add({ meter: 'stt_seconds', provider: this.deps.stt.name, model: this.deps.agent.stt.model, quantity: seconds - this.sttSecondsFlushed });
-      this.sttSecondsFlushed = seconds;
-    }
-    this.log.flushUsage();
+    this.log.flushUsage({ seconds: this.stt?.audioSeconds ?? 0, provider: this.deps.stt.name, model: this.deps.agent.stt.model });
   }
 
   /** Ends the conversation: closes the STT, records the unfinished turn, writes the remaining usage. */
   close(): void {
     this.detector.close();
+    this.discardPreemption();
     this.disarmSilence();
     this.amd.close();
     this.dtmf.close();

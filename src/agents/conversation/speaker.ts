@@ -1,20 +1,19 @@
-import type { NewTurn } from '../../calls/call-turns.service.js';
-import type { ToolCall, TtsCharTimings } from '../../media/providers.js';
+import type { LlmDelta, ToolCall, TtsCharTimings } from '../../media/providers.js';
 import { epochNow } from '../../media/media-engine.js';
 import { AsyncQueue } from '../../shared/async-queue.js';
 import type { ChatHistory } from './chat-history.js';
 import type { ConversationDeps } from './conversation-deps.js';
 import { LINES } from './lines.js';
 import { SentenceChunker } from './sentence-chunker.js';
+import type { PreemptiveRequest } from './preemption.js';
 import type { ToolOutcome } from './tools.js';
+import type { TurnLog } from './turn-log.js';
 import type { Utterance } from './utterance.js';
 
-/** How the conversation lets the speaker number and record turns. */
+/** How the conversation lets the speaker record turns and show that it speaks. */
 export interface SpeakerHooks {
-  /** The next `seq` of the call's transcript. */
-  nextSeq(): number;
-  /** Records a turn row; resolves with its id. */
-  record(turn: NewTurn): Promise<string | null>;
+  /** The call's record (turn rows, usage, first-frame timing). */
+  log: TurnLog;
   /** Audio of the agent is on its way to the caller. */
   speaking(): void;
 }
@@ -30,7 +29,7 @@ const FILLER_AFTER_MS = 700;
 // Tool round trips per caller turn; a model stuck calling tools must still answer.
 const MAX_TOOL_ROUNDS = 5;
 
-type SpeakerDeps = Pick<ConversationDeps, 'callId' | 'organizationId' | 'agent' | 'llm' | 'tts' | 'tools' | 'usage' | 'voice' | 'latencies' | 'publish'>;
+type SpeakerDeps = Pick<ConversationDeps, 'agent' | 'llm' | 'tts' | 'tools' | 'voice' | 'publish'>;
 
 /**
  * Produces what the agent says: LLM rounds (with tools) streamed into the sentence chunker, each chunk
@@ -38,9 +37,6 @@ type SpeakerDeps = Pick<ConversationDeps, 'callId' | 'organizationId' | 'agent' 
  * and when to stop is the conversation's business: it aborts the utterance's signal.
  */
 export class Speaker {
-  // The utterance whose first outbound frame is still to be timed, with its end-of-speech instant.
-  private awaitingFrame: { u: Utterance; endOfSpeechAt: number | null; providerMs: number } | null = null;
-
   constructor(
     private readonly deps: SpeakerDeps,
     private readonly history: ChatHistory,
@@ -48,10 +44,13 @@ export class Speaker {
     private readonly hooks: SpeakerHooks,
   ) {}
 
-  /** Answers the caller's last turn: up to MAX_TOOL_ROUNDS LLM rounds, tools run between them. */
-  async answer(u: Utterance, endOfSpeechAt: number | null, transfer: TransferHook): Promise<AnswerOutcome> {
+  /**
+   * Answers the caller's last turn: up to MAX_TOOL_ROUNDS LLM rounds, tools run between them. The first
+   * round reads `preempted` (a request started on these words before the turn was confirmed) when given.
+   */
+  async answer(u: Utterance, endOfSpeechAt: number | null, transfer: TransferHook, preempted: PreemptiveRequest | null = null): Promise<AnswerOutcome> {
     for (let round = 0; round < MAX_TOOL_ROUNDS; round++) {
-      const { toolCalls } = await this.generate(u, round, endOfSpeechAt);
+      const { toolCalls } = await this.generate(u, round, endOfSpeechAt, round === 0 ? preempted : null);
       if (u.signal.aborted || toolCalls.length === 0) return { kind: 'done' };
       let hangUp: { reason?: string } | null = null;
       for (const call of toolCalls) {
@@ -79,26 +78,8 @@ export class Speaker {
     await this.speakAll(u, sentences, firstMessage ? 0 : null, null);
   }
 
-  /** An audio frame went out: the first one of an answer ends its response time. */
-  onFrameSent(): void {
-    const pending = this.awaitingFrame;
-    if (!pending) return;
-    this.awaitingFrame = null;
-    if (pending.endOfSpeechAt === null) return;
-    const responseMs = epochNow() - pending.endOfSpeechAt;
-    const overheadMs = Math.max(0, responseMs - pending.providerMs);
-    pending.u.latency.firstFrameOutMs = round(responseMs);
-    pending.u.latency.overheadMs = round(overheadMs);
-    this.deps.latencies.turn(responseMs, overheadMs);
-  }
-
-  /** The utterance was cut off: its first frame is not an answer to time. */
-  forget(u: Utterance): void {
-    if (this.awaitingFrame?.u === u) this.awaitingFrame = null;
-  }
-
   // One LLM round: streams text into the chunker and the chunks into TTS while the model still writes.
-  private async generate(u: Utterance, round: number, endOfSpeechAt: number | null): Promise<{ toolCalls: ToolCall[] }> {
+  private async generate(u: Utterance, round: number, endOfSpeechAt: number | null, preempted: PreemptiveRequest | null): Promise<{ toolCalls: ToolCall[] }> {
     const { agent } = this.deps;
     const messages = this.history.forRequest(this.systemPrompt);
     const entry = this.history.addAssistant();
@@ -110,6 +91,7 @@ export class Speaker {
       ttsError = err;
     });
     const chunker = new SentenceChunker();
+    // A preempted request was sent earlier: its head start is what it saves, so the clock starts now.
     const requestedAt = epochNow();
     let text = '';
     let firstSentence = true;
@@ -124,7 +106,9 @@ export class Speaker {
     };
     try {
       // Iterated to its end even after a barge-in: a cut stream still reports the tokens it used.
-      for await (const delta of this.deps.llm.chat({ messages, tools: tools.length ? tools : undefined, temperature: agent.llm.temperature, maxTokens: agent.llm.maxTokens }, u.signal)) {
+      const stream: AsyncIterable<LlmDelta> =
+        preempted?.matches(messages) === true ? preempted.take(u.signal) : this.deps.llm.chat({ messages, ...llmRequest(agent, tools) }, u.signal);
+      for await (const delta of stream) {
         if (ttsError) throw ttsError;
         switch (delta.kind) {
           case 'text':
@@ -135,12 +119,9 @@ export class Speaker {
           case 'tool_call':
             toolCalls.push(delta.call);
             break;
-          case 'usage': {
-            const [input, output] = delta.estimated ? (['llm_input_tokens_estimated', 'llm_output_tokens_estimated'] as const) : (['llm_input_tokens', 'llm_output_tokens'] as const);
-            this.deps.usage.add({ meter: input, provider: delta.provider, model: delta.model, quantity: delta.inputTokens });
-            this.deps.usage.add({ meter: output, provider: delta.provider, model: delta.model, quantity: delta.outputTokens });
+          case 'usage':
+            this.hooks.log.meterLlm(delta);
             break;
-          }
           case 'done':
             break;
           default: {
@@ -189,7 +170,7 @@ export class Speaker {
       this.hooks.speaking();
     }
     if (u.signal.aborted || !chunk) return;
-    this.deps.usage.add({ meter: 'tts_characters', provider: tts.name, quantity: text.length });
+    this.hooks.log.meter({ meter: 'tts_characters', provider: tts.name, quantity: text.length });
     voice.mark(u.completeChunk(chunk));
   }
 
@@ -197,17 +178,7 @@ export class Speaker {
     u.firstAudioAt = epochNow();
     u.latency.ttsFirstByteMs = round2(ttsFirstByteMs);
     const providerMs = (u.latency.sttFinalMs ?? 0) + (u.latency.llmFirstSentenceMs ?? 0) + ttsFirstByteMs;
-    this.awaitingFrame = { u, endOfSpeechAt, providerMs };
-    u.recordSeq = this.hooks.nextSeq();
-    u.turnId = this.hooks.record({
-      organizationId: this.deps.organizationId,
-      callId: this.deps.callId,
-      seq: u.recordSeq,
-      role: 'assistant',
-      kind: u.kind,
-      text: '',
-      startedAt: new Date(),
-    });
+    this.hooks.log.answerStarted(u, endOfSpeechAt, providerMs);
   }
 
   private async runTool(u: Utterance, call: ToolCall): Promise<ToolOutcome> {
@@ -224,23 +195,23 @@ export class Speaker {
       const ms = outcome.kind === 'result' ? outcome.ms : 0;
       const ok = outcome.kind !== 'result' || outcome.ok;
       this.deps.publish({ type: 'call.tool', name: call.name, ok, ms: round(ms) });
-      const now = new Date();
-      void this.hooks.record({
-        organizationId: this.deps.organizationId,
-        callId: this.deps.callId,
-        seq: this.hooks.nextSeq(),
-        role: 'tool',
-        kind: 'tool_call',
-        text: outcome.content.slice(0, 2000),
-        startedAt: new Date(now.getTime() - ms),
-        endedAt: now,
-        detail: { name: call.name, arguments: call.arguments.slice(0, 2000), ok, ms: round(ms), ...(outcome.kind === 'result' && outcome.status ? { status: outcome.status } : {}) },
+      this.hooks.log.toolTurn(outcome.content.slice(0, 2000), ms, {
+        name: call.name,
+        arguments: call.arguments.slice(0, 2000),
+        ok,
+        ms: round(ms),
+        ...(outcome.kind === 'result' && outcome.status ? { status: outcome.status } : {}),
       });
       return outcome;
     } finally {
       if (filler) clearTimeout(filler);
     }
   }
+}
+
+/** The settings of an answer's LLM requests (a preemptive one sends the same). */
+export function llmRequest(agent: ConversationDeps['agent'], tools: ReturnType<ConversationDeps['tools']['specs']>): Omit<Parameters<ConversationDeps['llm']['chat']>[0], 'messages'> {
+  return { tools: tools.length ? tools : undefined, temperature: agent.llm.temperature, maxTokens: agent.llm.maxTokens };
 }
 
 const round = (ms: number): number => Math.round(ms);

@@ -1,12 +1,18 @@
-// End of the caller's turn (ARCHITECTURE.md §5): VAD silence >= the agent's endpointing, combined with the
-// STT's final transcript of that speech; whichever comes later wins, with a hard cap so a slow or silent
-// STT cannot leave the caller waiting.
+// End of the caller's turn (ARCHITECTURE.md §5): VAD silence long enough for the words so far (the
+// end-of-turn policy: a fixed endpointing, or adaptive), combined with the STT's final transcript of that
+// speech; whichever comes later wins, with a hard cap so a slow or silent STT cannot leave the caller waiting.
+import type { EndOfTurnPolicy } from './end-of-turn.js';
 
 /** A finished caller turn. */
 export interface UserTurn {
   text: string;
-  /** Epoch ms at which the end of speech was detected (VAD), or the STT final when VAD saw no speech. */
+  /**
+   * Epoch ms at which the end of the turn was decided: VAD's speech end, or the end of the policy's longer
+   * wait after it (adaptive); the STT final when VAD saw no speech.
+   */
   endOfSpeechAt: number;
+  /** The silence the end-of-turn policy asked for this turn (ms since the caller's last voiced audio), when VAD ended it. */
+  endOfTurnSilenceMs?: number;
   /** Epoch ms of the STT final that completed the turn; null when the cap forced the turn. */
   sttFinalAt: number | null;
 }
@@ -18,6 +24,19 @@ export interface TurnDetectorOptions {
   /** A final counts for a VAD end of speech when it covers audio up to this close to that end. */
   toleranceMs?: number;
   now?: () => number;
+  /** How long a pause ends the turn; default: every VAD speech end does. */
+  policy?: EndOfTurnPolicy;
+}
+
+/** What the detector tells besides finished turns. */
+export interface TurnDetectorHooks {
+  /**
+   * The caller paused and the STT has transcribed everything before the pause, but the pause is not yet
+   * long enough to end the turn: `text` is what the turn will be if they say nothing more.
+   */
+  onPause?(text: string): void;
+  /** The caller went on talking after a pause reported by `onPause` (or the words changed). */
+  onResume?(): void;
 }
 
 /** Combines VAD and STT signals into caller turns. */
@@ -31,6 +50,14 @@ export class TurnDetector {
   private finalAt: number | null = null;
   private utteranceEnded = false;
   private cap: NodeJS.Timeout | null = null;
+  // The policy's silence for the current pause: pending until it has passed.
+  private wait: NodeJS.Timeout | null = null;
+  private waitElapsed = true;
+  // When the policy's wait ran out (epoch ms), and the silence it asked for.
+  private waitEndedAt: number | null = null;
+  private silenceAskedMs: number | undefined;
+  // The text last reported by onPause (null: none reported for this pause).
+  private pausedOn: string | null = null;
   private readonly now: () => number;
   private readonly toleranceMs: number;
 
@@ -39,8 +66,10 @@ export class TurnDetector {
     private readonly onTurn: (turn: UserTurn) => void,
     /** Asks the STT to finalize now (Deepgram `Finalize`), so its final arrives sooner. */
     private readonly onFinalizeRequest: () => void = () => {},
+    private readonly hooks: TurnDetectorHooks = {},
   ) {
-    this.now = options.now ?? Date.now;
+    // Read through Date at each call, so a test's fake clock installed later applies.
+    this.now = options.now ?? (() => Date.now());
     this.toleranceMs = options.toleranceMs ?? 300;
   }
 
@@ -60,17 +89,22 @@ export class TurnDetector {
     this.vadEnd = null;
     this.utteranceEnded = false;
     this.clearCap();
+    this.clearWait();
+    this.resumed();
   }
 
   /** VAD: speech ended at stream time `streamMs`, detected at epoch ms `at`. */
   speechEnded(streamMs: number, at: number): void {
     this.speaking = false;
     this.vadEnd = { streamMs, at };
+    const waitMs = this.armWait();
     if (this.tryCommit()) return;
     this.onFinalizeRequest();
     this.clearCap();
-    this.cap = setTimeout(() => this.commit(null), this.options.capMs);
+    // The cap counts from the end of the policy's wait: it bounds the STT, not the pause.
+    this.cap = setTimeout(() => this.commit(null), this.options.capMs + waitMs);
     this.cap.unref?.();
+    this.paused();
   }
 
   /** STT: a final transcript of audio up to `endSec` (stream seconds). */
@@ -78,7 +112,10 @@ export class TurnDetector {
     if (text.trim()) this.parts.push(text.trim());
     this.finalCoversMs = Math.max(this.finalCoversMs, endSec * 1000);
     this.finalAt = this.now();
+    // New words during a pause: the policy reads them again ("for," -> "for four people.").
+    if (this.vadEnd && !this.waitElapsed) this.armWait();
     if (this.tryCommit()) return;
+    this.paused();
     // Speech too short for VAD to call it speech ("yes"): the STT's endpointing is all there is.
     if (speechFinal && !this.speaking && !this.vadEnd && this.parts.length > 0) this.commit(this.finalAt, this.finalAt);
   }
@@ -93,26 +130,86 @@ export class TurnDetector {
   /** Drops pending words and timers (the call ended). */
   close(): void {
     this.clearCap();
+    this.clearWait();
     this.parts = [];
   }
 
+  // Arms the policy's wait for the current pause, counted from VAD's speech end; returns what is left (ms).
+  private armWait(): number {
+    this.clearWait();
+    const vadEnd = this.vadEnd;
+    const policy = this.options.policy;
+    this.waitEndedAt = null;
+    if (!vadEnd || !policy) {
+      this.waitElapsed = true;
+      this.silenceAskedMs = undefined;
+      return 0;
+    }
+    this.silenceAskedMs = policy.silenceMs({ text: this.pendingText });
+    const extraMs = this.silenceAskedMs - policy.vadSilenceMs;
+    const leftMs = vadEnd.at + extraMs - this.now();
+    if (leftMs <= 0) {
+      this.waitElapsed = true;
+      if (extraMs > 0) this.waitEndedAt = vadEnd.at + extraMs;
+      return 0;
+    }
+    this.waitElapsed = false;
+    this.wait = setTimeout(() => {
+      this.wait = null;
+      this.waitElapsed = true;
+      this.waitEndedAt = this.now();
+      this.tryCommit();
+    }, leftMs);
+    this.wait.unref?.();
+    return leftMs;
+  }
+
+  // Tells that the caller paused with every word transcribed, once per distinct text.
+  private paused(): void {
+    if (!this.vadEnd || this.waitElapsed || !this.covered()) return;
+    const text = this.pendingText;
+    if (!text || text === this.pausedOn) return;
+    if (this.pausedOn !== null) this.hooks.onResume?.();
+    this.pausedOn = text;
+    this.hooks.onPause?.(text);
+  }
+
+  private resumed(): void {
+    if (this.pausedOn === null) return;
+    this.pausedOn = null;
+    this.hooks.onResume?.();
+  }
+
+  private covered(): boolean {
+    return this.vadEnd !== null && this.finalCoversMs >= this.vadEnd.streamMs - this.toleranceMs;
+  }
+
   private tryCommit(): boolean {
-    if (!this.vadEnd) return false;
-    const covered = this.finalCoversMs >= this.vadEnd.streamMs - this.toleranceMs;
-    if (!covered && !this.utteranceEnded) return false;
+    if (!this.vadEnd || !this.waitElapsed) return false;
+    if (!this.covered() && !this.utteranceEnded) return false;
     this.commit(this.finalAt);
     return true;
   }
 
-  private commit(sttFinalAt: number | null, endOfSpeechAt = this.vadEnd?.at ?? this.now()): void {
+  private commit(sttFinalAt: number | null, endOfSpeechAt = this.waitEndedAt ?? this.vadEnd?.at ?? this.now()): void {
+    const silenceMs = this.vadEnd ? this.silenceAskedMs : undefined;
     this.clearCap();
+    this.clearWait();
+    this.waitElapsed = true;
+    this.waitEndedAt = null;
+    this.pausedOn = null;
     const text = this.parts.join(' ').trim();
     this.parts = [];
     this.vadEnd = null;
     this.utteranceEnded = false;
     // Noise VAD took for speech, with no words: not a turn.
     if (!text) return;
-    this.onTurn({ text, endOfSpeechAt, sttFinalAt });
+    this.onTurn(silenceMs === undefined ? { text, endOfSpeechAt, sttFinalAt } : { text, endOfSpeechAt, sttFinalAt, endOfTurnSilenceMs: silenceMs });
+  }
+
+  private clearWait(): void {
+    if (this.wait) clearTimeout(this.wait);
+    this.wait = null;
   }
 
   private clearCap(): void {

@@ -27,6 +27,14 @@ export interface SileroVadOptions {
   minSilenceMs?: number;
   /** Widens each reported segment on both sides, since the model reacts a little late. Default 30 ms. */
   speechPadMs?: number;
+  /**
+   * Speech that comes back within this long of a `speech_end` is the same caller going on after a pause:
+   * it starts after `resumeMinSpeechMs`, not `minSpeechMs`, so an engine that ends turns on short pauses
+   * learns at once that the caller continued. Default 0 (off).
+   */
+  resumeWithinMs?: number;
+  /** Speech needed to start again within `resumeWithinMs` of a speech end. Default 64 ms (two 8 kHz windows). */
+  resumeMinSpeechMs?: number;
   /** Called with every window's speech probability and the stream time at the end of that window. */
   onWindow?: (probability: number, endMs: number) => void;
 }
@@ -68,6 +76,8 @@ export class SileroVadStream {
   private readonly minSpeechSamples: number;
   private readonly minSilenceSamples: number;
   private readonly padSamples: number;
+  private readonly resumeWithinSamples: number;
+  private readonly resumeMinSpeechSamples: number;
   private readonly onWindow: SileroVadOptions['onWindow'];
   private readonly context: number;
 
@@ -93,6 +103,8 @@ export class SileroVadStream {
   private silenceStart = -1; // where the current pause inside speech began, or -1
   private speechStart = 0;
   private lastSpeechEnd = 0;
+  // Whether any speech has ended yet (lastSpeechEnd = 0 is also a stream's start).
+  private ended = false;
 
   /** A stream on this thread's shared model. */
   static async create(options: SileroVadOptions = {}): Promise<SileroVadStream> {
@@ -122,6 +134,8 @@ export class SileroVadStream {
     this.minSpeechSamples = ms('minSpeechMs', options.minSpeechMs ?? VAD_DEFAULTS.minSpeechMs);
     this.minSilenceSamples = ms('minSilenceMs', options.minSilenceMs ?? VAD_DEFAULTS.minSilenceMs);
     this.padSamples = ms('speechPadMs', options.speechPadMs ?? VAD_DEFAULTS.speechPadMs);
+    this.resumeWithinSamples = ms('resumeWithinMs', options.resumeWithinMs ?? 0);
+    this.resumeMinSpeechSamples = ms('resumeMinSpeechMs', options.resumeMinSpeechMs ?? 64);
     this.onWindow = options.onWindow;
 
     const { window, context } = GEOMETRY[sampleRate];
@@ -187,6 +201,7 @@ export class SileroVadStream {
     this.inSpeech = false;
     this.candidateStart = this.silenceStart = -1;
     this.speechStart = this.lastSpeechEnd = 0;
+    this.ended = false;
   }
 
   private schedule(work: () => Promise<readonly VadEvent[]>): Promise<readonly VadEvent[]> {
@@ -264,7 +279,9 @@ export class SileroVadStream {
       } else if (p < this.negThreshold) {
         this.candidateStart = -1; // a burst shorter than minSpeechMs: noise, a click, a cough
       }
-      if (this.candidateStart >= 0 && windowEnd - this.candidateStart >= this.minSpeechSamples) {
+      const resuming = this.ended && this.candidateStart >= 0 && this.candidateStart - this.lastSpeechEnd < this.resumeWithinSamples;
+      const needed = resuming ? Math.min(this.resumeMinSpeechSamples, this.minSpeechSamples) : this.minSpeechSamples;
+      if (this.candidateStart >= 0 && windowEnd - this.candidateStart >= needed) {
         this.inSpeech = true;
         this.silenceStart = -1;
         this.speechStart = Math.max(this.candidateStart - this.padSamples, this.lastSpeechEnd);
@@ -289,6 +306,7 @@ export class SileroVadStream {
     this.silenceStart = -1;
     this.candidateStart = -1;
     this.lastSpeechEnd = endSample;
+    this.ended = true;
     return { kind: 'speech_end', atMs: this.toMs(endSample), durationMs: this.toMs(endSample - this.speechStart) };
   }
 
