@@ -180,3 +180,18 @@ describe('preemptive generation', () => {
     expect(h.played.every((p) => p.at > 4200)).toBe(true);
   });
 });
+
+describe('first words early', () => {
+  it('sends the first clause to TTS while the LLM is still writing the sentence', async () => {
+    const reply = 'Sure, I can book that table for you, and I will send you a confirmation by text message.';
+    h = new ConversationHarness({ llm: { reply, firstTokenMs: 300, perTokenMs: 25 } });
+    h.start();
+    await say('Can you book a table?', 100, 1500);
+    const askedAt = h.llmCalls[0]!.at;
+    await h.advance(3000);
+    const tokens = reply.split(' ').length;
+    // "Sure, I can book that table for you," is 8 tokens: TTS starts on it, 100 ms before its audio.
+    expect(h.firstAudioAfter(0)! - askedAt).toBe(300 + 7 * 25 + 100);
+    expect(h.firstAudioAfter(0)! - askedAt).toBeLessThan(300 + (tokens - 1) * 25);
+  });
+});

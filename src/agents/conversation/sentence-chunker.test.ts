@@ -30,6 +30,18 @@ describe('SentenceChunker', () => {
     ]);
   });
 
+  it('lets the first chunk end after a few words when no clause boundary comes', () => {
+    expect(chunkStreamed('I have booked the table for four people tomorrow evening at seven. See you then.')).toEqual([
+      'I have booked the table for four people',
+      'tomorrow evening at seven.',
+      'See you then.',
+    ]);
+  });
+
+  it('does not end the first chunk at a clause shorter than its minimum', () => {
+    expect(chunkStreamed('Sure, we open at nine.')).toEqual(['Sure, we open at nine.']);
+  });
+
   it('waits for the character after a period before deciding', () => {
     const chunker = new SentenceChunker();
     expect(chunker.push('The total is 3.')).toEqual([]);

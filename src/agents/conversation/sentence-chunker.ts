@@ -1,11 +1,14 @@
 // LLM text arrives a few characters at a time; TTS wants whole sentences (prosody needs them) but speech
-// must start as early as possible. The first chunk of a reply may therefore end at a clause boundary;
-// later chunks end at sentence boundaries, because TTS is faster than playback and can run ahead.
+// must start as early as possible. The first chunk of a reply may therefore end at a clause boundary, or
+// after its first few words when no boundary has come; later chunks end at sentence boundaries, because
+// TTS is faster than playback and can run ahead.
 
 /** Options of the chunker. */
 export interface ChunkerOptions {
   /** The first chunk may end at a comma/semicolon/colon/dash once it has at least this many characters. */
   firstClauseMinChars?: number;
+  /** With no boundary yet, the first chunk ends after this many complete words. Default 8. */
+  firstWords?: number;
   /** Any chunk is cut at the last space before this length, so one run-on sentence cannot stall speech. */
   maxChars?: number;
 }
@@ -18,10 +21,12 @@ export class SentenceChunker {
   private buffer = '';
   private emitted = 0;
   private readonly firstClauseMinChars: number;
+  private readonly firstWords: number;
   private readonly maxChars: number;
 
   constructor(options: ChunkerOptions = {}) {
-    this.firstClauseMinChars = options.firstClauseMinChars ?? 24;
+    this.firstClauseMinChars = options.firstClauseMinChars ?? 16;
+    this.firstWords = options.firstWords ?? 8;
     this.maxChars = options.maxChars ?? 220;
   }
 
@@ -69,6 +74,11 @@ export class SentenceChunker {
       for (let m = clause.exec(b); m; m = clause.exec(b)) {
         const end = m.index + m[0].length;
         if (b.slice(0, end).trim().length >= this.firstClauseMinChars) return end;
+      }
+      // A word is complete once the space after it has come.
+      const words = /\S+(?=\s)/g;
+      for (let m = words.exec(b), n = 1; m; m = words.exec(b), n++) {
+        if (n === this.firstWords) return m.index + m[0].length;
       }
     }
     if (b.length > this.maxChars) {

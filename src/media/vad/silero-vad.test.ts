@@ -128,6 +128,24 @@ describe('SileroVadStream on speech fixtures', () => {
     expect(emittedAtMs).toBeLessThan(manifest.files['hello.ulaw']!.speech[0]!.endMs);
   });
 
+  it('restarts speech that comes back within resumeWithinMs of a speech end after resumeMinSpeechMs, not minSpeechMs', async () => {
+    // hello.ulaw pauses about 290 ms after "thanks for calling."; a 250 ms silence ends speech there.
+    const secondStart = async (options: SileroVadOptions) => {
+      const stream = vad({ minSilenceMs: 250, ...options });
+      const pcm = fixturePcm('hello.ulaw');
+      const starts: { atMs: number; emittedAtMs: number }[] = [];
+      for (let at = 0; at < pcm.length; at += FRAME) {
+        for (const e of await stream.push(pcm.subarray(at, at + FRAME))) if (e.kind === 'speech_start') starts.push({ atMs: e.atMs, emittedAtMs: stream.processedMs });
+      }
+      expect(starts).toHaveLength(2);
+      return starts[1]!.emittedAtMs - (starts[1]!.atMs + VAD_DEFAULTS.speechPadMs);
+    };
+    const quick = await secondStart({ resumeWithinMs: 900 });
+    expect(quick).toBeGreaterThanOrEqual(64);
+    expect(quick).toBeLessThan(64 + 2 * 32);
+    expect(await secondStart({})).toBeGreaterThanOrEqual(VAD_DEFAULTS.minSpeechMs);
+  });
+
   it('emits speech_end once silence has lasted minSilenceMs', async () => {
     const stream = vad();
     const pcm = fixturePcm('hello.ulaw');
