@@ -21,6 +21,7 @@ describe('/v1/agents', () => {
       language: 'en-US',
       voice: { provider: 'piper', voiceId: 'en_US-lessac-medium', speed: 1 },
       stt: { provider: 'deepgram', model: 'nova-3', endpointingMs: 400 },
+      turnDetection: { mode: 'adaptive', minSilenceMs: 250, maxSilenceMs: 900 },
       llm: { provider: 'openai', model: 'gpt-4o-mini', temperature: 0.7, fallbacks: [] },
       interruption: { enabled: true, minSpeechMs: 200 },
       maxDurationSeconds: 1800,
@@ -78,6 +79,18 @@ describe('/v1/agents', () => {
     const res = await t.as(org.keys.member, { method: 'PATCH', url: `/v1/agents/${agent.id}`, payload: { voicemail: { action: 'leave_message' } } });
     expect(res.statusCode).toBe(400);
     expect(res.json().error.details).toEqual({ field: 'voicemail.message' });
+  });
+
+  it('stores fixed turn detection, and fills the silences a partial setting leaves out', async () => {
+    const res = await create({ name: 'Fixed', turnDetection: { mode: 'fixed' } });
+    expect(res.statusCode).toBe(201);
+    expect(res.json().turnDetection).toEqual({ mode: 'fixed', minSilenceMs: 250, maxSilenceMs: 900 });
+  });
+
+  it('refuses turn detection whose shortest silence is longer than its longest', async () => {
+    const res = await create({ name: 'Backwards', turnDetection: { mode: 'adaptive', minSilenceMs: 1000, maxSilenceMs: 500 } });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.details).toEqual({ field: 'turnDetection.minSilenceMs' });
   });
 
   it('deletes an agent so that it is gone from get and list', async () => {

@@ -10,7 +10,7 @@ import { DtmfCollector } from './dtmf-collector.js';
 import { endOfTurnPolicy, type EndOfTurnPolicy } from './end-of-turn.js';
 import { LINES } from './lines.js';
 import { AgentStateReporter, type AnsweredBy, type Responder, type StartOptions } from './responder.js';
-import { PreemptiveRequest } from './preemption.js';
+import { Preemptions } from './preemption.js';
 import { Speaker, llmRequest } from './speaker.js';
 import { TurnDetector, type UserTurn } from './turn-detector.js';
 import { TurnLog } from './turn-log.js';
@@ -44,9 +44,8 @@ export class Conversation implements Responder {
   private silenceTimer: NodeJS.Timeout | null = null;
   private reprompts = 0;
   private readonly policy: EndOfTurnPolicy;
-  // The LLM request started on the caller's pause, and how many were thrown away since the last turn.
-  private preempted: PreemptiveRequest | null = null;
-  private preemptionsDiscarded = 0;
+  // LLM requests started on the caller's pauses, before their turn is confirmed.
+  private readonly preemptions: Preemptions;
   private readonly systemPrompt: string;
   private readonly variables: Record<string, string>;
 
@@ -61,6 +60,13 @@ export class Conversation implements Responder {
       { onPause: (text) => this.preempt(text), onResume: () => this.discardPreemption() },
     );
     this.log = new TurnLog(deps);
+    this.preemptions = new Preemptions({
+      llm: deps.llm,
+      request: llmRequest(deps.agent, deps.tools.specs()),
+      meter: (delta) => this.log.meterLlm(delta),
+      outcome: (outcome) => deps.latencies.preemption(outcome),
+      settled: () => this.flushUsage(),
+    });
     this.state = new AgentStateReporter(deps.publish);
     this.speaker = new Speaker(deps, this.history, this.systemPrompt, { log: this.log, speaking: () => this.state.set('speaking') });
     this.dtmf = new DtmfCollector((digits) => void this.respond({ text: `[The caller pressed the keys: ${digits}]`, endOfSpeechAt: null, sttFinalAt: null, kind: 'dtmf', shown: digits }));
@@ -214,8 +220,9 @@ export class Conversation implements Responder {
       return;
     }
     this.history.addUser(input.text);
-    const preempted = this.takePreemption(this.history.forRequest(this.systemPrompt));
-    const userSeq = this.log.callerTurn(input.kind, input.shown, this.preemptionCount(preempted));
+    const preempted = this.preemptions.take(this.history.forRequest(this.systemPrompt));
+    const count = this.preemptions.count(preempted);
+    const userSeq = this.log.callerTurn(input.kind, input.shown, this.policy.adaptive ? count : undefined);
     this.deps.publish({ type: 'call.transcript', role: 'user', text: input.shown, final: true, seq: userSeq });
 
     const u = this.begin(input.kind === 'dtmf' ? 'dtmf' : 'speech', true);
@@ -372,50 +379,17 @@ export class Conversation implements Responder {
 
   // The caller paused with these words transcribed: start answering them, audio held until the turn is theirs.
   private preempt(text: string): void {
-    if (this.preempted?.text === text) return;
-    this.discardPreemption();
     // Busy (speaking, answering, deciding about a mailbox): a request now would be built on a history
     // that changes before the turn is answered.
-    if (this.ending || this.deps.signal.aborted || this.active || this.amd.waiting || !this.policy.adaptive) return;
-    const messages = this.history.forRequestWith(this.systemPrompt, text);
-    this.preempted = new PreemptiveRequest(text, messages, {
-      llm: this.deps.llm,
-      request: llmRequest(this.deps.agent, this.deps.tools.specs()),
-      meter: (delta) => this.log.meterLlm(delta),
-    });
-  }
-
-  // The caller went on (or their words changed): the request started on the pause is wasted.
-  private discardPreemption(): void {
-    const p = this.preempted;
-    if (!p) return;
-    this.preempted = null;
-    p.discard();
-    this.preemptionsDiscarded++;
-    this.deps.latencies.preemption('discarded');
-    // Its input tokens are metered when the aborted stream ends: write them with the call's next usage.
-    void p.done.then(() => this.log.flushUsage());
-  }
-
-  // The request the answer to `messages` can use, if one was started on exactly these words.
-  private takePreemption(messages: ReturnType<ChatHistory['forRequest']>): PreemptiveRequest | null {
-    const p = this.preempted;
-    if (!p) return null;
-    if (!p.matches(messages)) {
+    if (this.ending || this.deps.signal.aborted || this.active || this.amd.waiting || !this.policy.adaptive) {
       this.discardPreemption();
-      return null;
+      return;
     }
-    this.preempted = null;
-    this.deps.latencies.preemption('used');
-    return p;
+    this.preemptions.start(text, this.history.forRequestWith(this.systemPrompt, text));
   }
 
-  // What a caller turn's record says about preemption (nothing when the agent does not preempt).
-  private preemptionCount(used: PreemptiveRequest | null): { used: number; discarded: number } | undefined {
-    if (!this.policy.adaptive) return undefined;
-    const count = { used: used ? 1 : 0, discarded: this.preemptionsDiscarded };
-    this.preemptionsDiscarded = 0;
-    return count;
+  private discardPreemption(): void {
+    this.preemptions.discard();
   }
 
   private updateTurn(u: Utterance, patch: Parameters<TurnLog['answerEnded']>[1]): void {

@@ -26,8 +26,6 @@ export class PreemptiveRequest {
   private taken = false;
   /** Resolves when the stream has ended (its usage is metered by then). */
   readonly done: Promise<void>;
-  /** Epoch ms the request was sent. */
-  readonly startedAt = Date.now();
 
   constructor(
     /** The caller's words it answers. */
@@ -76,5 +74,63 @@ export class PreemptiveRequest {
       // A discarded request's error means nothing; a taken one's is the answer's failure.
       this.deltas.fail(err);
     }
+  }
+}
+
+/** What the conversation's preemptions report. */
+export interface PreemptionsDeps extends PreemptionDeps {
+  /** A request was answered from, or thrown away. */
+  outcome(outcome: 'used' | 'discarded'): void;
+  /** A discarded request's stream has ended: its usage can be written. */
+  settled(): void;
+}
+
+/**
+ * The conversation's preemptive request (at most one) and the count of those thrown away since the last
+ * caller turn.
+ */
+export class Preemptions {
+  private current: PreemptiveRequest | null = null;
+  private discarded = 0;
+
+  constructor(private readonly deps: PreemptionsDeps) {}
+
+  /** Starts a request for `text` (sending `messages`), unless one for the same words runs already. */
+  start(text: string, messages: ChatMessage[]): void {
+    if (this.current?.text === text) return;
+    this.discard();
+    this.current = new PreemptiveRequest(text, messages, this.deps);
+  }
+
+  /** The caller went on (or their words changed): the running request is wasted. */
+  discard(): void {
+    const p = this.current;
+    if (!p) return;
+    this.current = null;
+    p.discard();
+    this.discarded++;
+    this.deps.outcome('discarded');
+    // Its input tokens are metered when the aborted stream ends.
+    void p.done.then(() => this.deps.settled());
+  }
+
+  /** The request an answer to `messages` can use, if one was started on exactly these words; else discards it. */
+  take(messages: ChatMessage[]): PreemptiveRequest | null {
+    const p = this.current;
+    if (!p) return null;
+    if (!p.matches(messages)) {
+      this.discard();
+      return null;
+    }
+    this.current = null;
+    this.deps.outcome('used');
+    return p;
+  }
+
+  /** What a caller turn's record says: whether its answer used a request, and how many were thrown away. */
+  count(used: PreemptiveRequest | null): { used: number; discarded: number } {
+    const count = { used: used ? 1 : 0, discarded: this.discarded };
+    this.discarded = 0;
+    return count;
   }
 }
