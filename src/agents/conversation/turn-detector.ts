@@ -43,8 +43,9 @@ export interface TurnDetectorHooks {
 export class TurnDetector {
   private parts: string[] = [];
   private speaking = false;
-  // Stream time (ms) and wall time at which VAD said speech ended; null while speaking or idle.
-  private vadEnd: { streamMs: number; at: number } | null = null;
+  // Stream time (ms) and wall time at which VAD said speech ended (`at` in the worker's clock, `localAt` in
+  // this detector's: waits are timed on one clock); null while speaking or idle.
+  private vadEnd: { streamMs: number; at: number; localAt: number } | null = null;
   // The furthest audio (stream ms) a final transcript has covered, and when that final arrived.
   private finalCoversMs = -1;
   private finalAt: number | null = null;
@@ -53,7 +54,7 @@ export class TurnDetector {
   // The policy's silence for the current pause: pending until it has passed.
   private wait: NodeJS.Timeout | null = null;
   private waitElapsed = true;
-  // When the policy's wait ran out (epoch ms), and the silence it asked for.
+  // When the policy's wait ran out (in the clock of VAD's `at`), and the silence it asked for.
   private waitEndedAt: number | null = null;
   private silenceAskedMs: number | undefined;
   // The text last reported by onPause (null: none reported for this pause).
@@ -96,7 +97,7 @@ export class TurnDetector {
   /** VAD: speech ended at stream time `streamMs`, detected at epoch ms `at`. */
   speechEnded(streamMs: number, at: number): void {
     this.speaking = false;
-    this.vadEnd = { streamMs, at };
+    this.vadEnd = { streamMs, at, localAt: this.now() };
     const waitMs = this.armWait();
     if (this.tryCommit()) return;
     this.onFinalizeRequest();
@@ -147,7 +148,7 @@ export class TurnDetector {
     }
     this.silenceAskedMs = policy.silenceMs({ text: this.pendingText });
     const extraMs = this.silenceAskedMs - policy.vadSilenceMs;
-    const leftMs = vadEnd.at + extraMs - this.now();
+    const leftMs = vadEnd.localAt + extraMs - this.now();
     if (leftMs <= 0) {
       this.waitElapsed = true;
       if (extraMs > 0) this.waitEndedAt = vadEnd.at + extraMs;
@@ -157,7 +158,7 @@ export class TurnDetector {
     this.wait = setTimeout(() => {
       this.wait = null;
       this.waitElapsed = true;
-      this.waitEndedAt = this.now();
+      this.waitEndedAt = vadEnd.at + (this.now() - vadEnd.localAt);
       this.tryCommit();
     }, leftMs);
     this.wait.unref?.();
