@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { AdaptiveEndOfTurn } from './end-of-turn.js';
 import { TurnDetector, type UserTurn } from './turn-detector.js';
 
 function detector(capMs = 1000) {
@@ -87,5 +88,53 @@ describe('TurnDetector', () => {
     d.speechEnded(2400, at());
     d.sttFinal('for two', 2.5, true);
     expect(turns.map((t) => t.text)).toEqual(['I would like a table for two']);
+  });
+
+  describe('with the adaptive end-of-turn policy', () => {
+    function adaptive() {
+      vi.useFakeTimers();
+      const turns: UserTurn[] = [];
+      const hooks: string[] = [];
+      const d = new TurnDetector({ capMs: 1200, policy: new AdaptiveEndOfTurn(250, 900) }, (t) => turns.push(t), () => {}, {
+        onPause: (text) => hooks.push(`pause: ${text}`),
+        onResume: () => hooks.push('resume'),
+      });
+      return { d, turns, hooks };
+    }
+
+    it('ends a finished sentence at the VAD speech end, with the short silence on the turn', () => {
+      const { d, turns } = adaptive();
+      d.speechStarted();
+      d.speechEnded(1500, Date.now());
+      d.sttFinal('Can I speak to billing?', 1.5, false);
+      expect(turns).toEqual([expect.objectContaining({ text: 'Can I speak to billing?', endOfTurnSilenceMs: 250 })]);
+    });
+
+    it('reports the pause after unfinished words, then ends the turn once the longest silence has passed', () => {
+      const { d, turns, hooks } = adaptive();
+      d.speechStarted();
+      d.speechEnded(1500, Date.now());
+      d.sttFinal('I need billing because', 1.5, false);
+      expect(hooks).toEqual(['pause: I need billing because']);
+      vi.advanceTimersByTime(900 - 250 - 1);
+      expect(turns).toHaveLength(0);
+      vi.advanceTimersByTime(1);
+      expect(turns.map((t) => [t.text, t.endOfTurnSilenceMs])).toEqual([['I need billing because', 900]]);
+    });
+
+    it('reports a resume when the caller goes on during the wait, and keeps their words for the turn', () => {
+      const { d, turns, hooks } = adaptive();
+      d.speechStarted();
+      d.speechEnded(1500, Date.now());
+      d.sttFinal('I need billing because', 1.5, false);
+      vi.advanceTimersByTime(300);
+      d.speechStarted();
+      expect(hooks).toEqual(['pause: I need billing because', 'resume']);
+      vi.advanceTimersByTime(2000);
+      expect(turns).toHaveLength(0);
+      d.speechEnded(3000, Date.now());
+      d.sttFinal('my card was declined.', 3.0, false);
+      expect(turns.map((t) => t.text)).toEqual(['I need billing because my card was declined.']);
+    });
   });
 });
