@@ -16,6 +16,7 @@ import type { WorkerStats } from '../src/media/workers/media-worker-pool.js';
 import { writeTestPiperVoice } from '../test/fakes/piper-model.js';
 import { startBenchServer, type Backends, type BenchServer } from './api-server.js';
 import { FAKE_KEYS, type BargeInPlan, type CallMode, type CallerResult, type FakesWindow, type FromCallers, type FromFakes, type ToCallers, type ToFakes } from './call-protocol.js';
+import { PROFILES, type ProfileName, type ProviderProfile } from './provider-profile.js';
 import { percentiles, round2, type Percentiles } from './stats.js';
 
 const RUN_TS = fileURLToPath(new URL('../bin/run-ts.js', import.meta.url));
@@ -35,6 +36,10 @@ const FRAMES_PER_WINDOW = 256 / 160;
 /** What one level is asked to do. */
 export interface CallLevelOptions {
   mode: CallMode;
+  /** The fake providers' latencies (conversation mode); default `zero`. */
+  profile?: ProviderProfile;
+  /** The agent's `turnDetection.mode`; undefined: the agent's default (the setting is left out). */
+  turn?: TurnMode;
   calls: number;
   /** Seconds measured, after the stagger window. */
   durationS: number;
@@ -48,12 +53,19 @@ export interface CallLevelOptions {
   signal?: AbortSignal;
 }
 
+/** How the benchmark's agent ends the caller's turn (the agent setting `turnDetection.mode`). */
+export type TurnMode = 'fixed' | 'adaptive';
+
 /** Latency percentiles with their sample count (0 samples: NaN percentiles). */
 export type Samples = Percentiles & { samples: number };
 
 /** Everything one level measured. */
 export interface CallRun {
   mode: CallMode;
+  /** The fake providers' latency profile (bench/provider-profile.ts). */
+  profile: ProfileName;
+  /** The agent's turn detection mode when the run set one; null: the agent's default. */
+  turn: TurnMode | null;
   calls: number;
   workers: number;
   /** Length of the measured window, s. */
@@ -68,8 +80,15 @@ export interface CallRun {
    * `app.callLatencies.turnOverheadMs`. No samples in echo mode.
    */
   overheadMs: Samples;
-  /** Conversation mode: the same without subtracting provider time (zero-delay fakes), ms. */
+  /** Conversation mode: the same without subtracting provider time, ms. */
   responseMs: Samples;
+  /**
+   * Conversation mode, measured by the callers: their last voiced frame sent (the level rule, `isVoiced`) ->
+   * the answer's first frame received, ms. What a caller waits; the honest figure.
+   */
+  callerWaitMs: Samples;
+  /** The same measured by the server: the last voiced frame received -> the answer's first frame sent (`app.callLatencies.callerWaitMs`). */
+  callerWaitServerMs: Samples;
   /** Echo mode: VAD end-of-speech decision (worker) -> first echoed frame sent (main thread), ms. No samples in conversation mode. */
   echoOverheadMs: Samples;
   /**
@@ -193,6 +212,7 @@ interface Measured {
   elu: number;
   overhead: number[];
   response: number[];
+  callerWait: number[];
   echoOverhead: number[];
   bargeIn: number[];
   tts: { requests: number; synthMs: number; audioMs: number };
@@ -239,6 +259,7 @@ function workersBusyMs(start: WorkerStats[], end: WorkerStats[]): number {
 interface FakesProcess {
   deepgramUrl: string;
   openaiBaseUrl: string;
+  elevenlabsUrl: string | null;
   windowStart(): void;
   /** What the fakes did since `windowStart`; resolves when their report arrives. */
   windowEnd(): Promise<FakesWindow>;
@@ -246,12 +267,12 @@ interface FakesProcess {
 }
 
 /** Forks bench/conversation-fakes.ts and waits for its URLs. */
-async function startFakes(): Promise<FakesProcess> {
+async function startFakes(profile: ProviderProfile): Promise<FakesProcess> {
   // Its own process: the fake Deepgram decodes every call's audio, which must not count as server CPU.
-  const proc = fork(RUN_TS, [FAKES], { stdio: ['ignore', 2, 2, 'ipc'], execArgv: [] });
+  const proc = fork(RUN_TS, [FAKES, profile.name], { stdio: ['ignore', 2, 2, 'ipc'], execArgv: [] });
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   const windows: Array<(w: FakesWindow) => void> = [];
-  const ready = await new Promise<{ deepgramUrl: string; openaiBaseUrl: string }>((resolve, reject) => {
+  const ready = await new Promise<{ deepgramUrl: string; openaiBaseUrl: string; elevenlabsUrl: string | null }>((resolve, reject) => {
     proc.on('message', (m: FromFakes) => {
       switch (m.kind) {
         case 'ready':
@@ -303,6 +324,7 @@ const withCount = (values: number[]): Samples => ({ ...percentiles(values), samp
 export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelResult> {
   const { log } = opts;
   const conversation = opts.mode === 'conversation';
+  const profile = opts.profile ?? PROFILES.zero;
   let server: BenchServer | null = null;
   let child: ChildProcess | null = null;
   let fakes: FakesProcess | null = null;
@@ -313,12 +335,13 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
     if (conversation) {
       voicesDir = await mkdtemp(join(tmpdir(), 'vocelio-bench-voices-'));
       await writeTestPiperVoice(voicesDir, BENCH_VOICE);
-      fakes = await startFakes();
+      fakes = await startFakes(profile);
       env = {
         DEEPGRAM_API_KEY: FAKE_KEYS.deepgram,
         DEEPGRAM_BASE_URL: fakes.deepgramUrl,
         OPENAI_API_KEY: FAKE_KEYS.openai,
         OPENAI_BASE_URL: fakes.openaiBaseUrl,
+        ...(fakes.elevenlabsUrl ? { ELEVENLABS_API_KEY: FAKE_KEYS.elevenlabs, ELEVENLABS_BASE_URL: fakes.elevenlabsUrl } : {}),
       };
     }
     server = await startBenchServer({
@@ -338,12 +361,14 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
           name: 'Receptionist',
           systemPrompt: 'You are the receptionist of {{business}}. Answer in one or two short sentences.',
           variables: { business: 'Acme Bistro' },
-          voice: { provider: 'piper', voiceId: BENCH_VOICE },
+          voice: profile.tts === 'elevenlabs' ? { provider: 'elevenlabs', voiceId: 'bench-voice' } : { provider: 'piper', voiceId: BENCH_VOICE },
           stt: { provider: 'deepgram', model: 'nova-3' },
           llm: { provider: 'openai', model: 'gpt-bench' },
+          ...(opts.turn ? { turnDetection: { mode: opts.turn } } : {}),
         }
       : { name: 'Echo', voice: { provider: 'echo', voiceId: 'echo' } };
     const res = await app.inject({ method: 'POST', url: '/v1/agents', headers: { authorization: `Bearer ${server.ownerKey}` }, payload: agent });
+    if (res.statusCode === 400 && opts.turn && res.body.includes('turnDetection')) throw new Error(`--turn: this server's agents do not take turnDetection yet (${res.body})`);
     if (res.statusCode !== 201) throw new Error(`creating the ${opts.mode} agent failed: ${res.statusCode} ${res.body}`);
     const agentId = res.json<{ id: string }>().id;
     const callIds: string[] = [];
@@ -410,7 +435,7 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
             ttsAtStart = pool.stats().ttsTotals;
             machineBusyStart = machineBusyMs();
             workersAtStart = pool.stats().perWorker;
-            for (const r of [latencies.echoOverheadMs, latencies.turnOverheadMs, latencies.turnResponseMs, latencies.bargeInMs]) r.reset();
+            for (const r of [latencies.echoOverheadMs, latencies.turnOverheadMs, latencies.turnResponseMs, latencies.callerWaitMs, latencies.bargeInMs]) r.reset();
             fakes?.windowStart();
             eld.reset();
             eld.enable();
@@ -445,6 +470,7 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
               elu: performance.eventLoopUtilization(eluStart).utilization,
               overhead: latencies.turnOverheadMs.values(),
               response: latencies.turnResponseMs.values(),
+              callerWait: latencies.callerWaitMs.values(),
               echoOverhead: latencies.echoOverheadMs.values(),
               bargeIn: latencies.bargeInMs.values(),
               tts: { requests: tts.requests - ttsAtStart.requests, synthMs: tts.synthMs - ttsAtStart.synthMs, audioMs: tts.audioMs - ttsAtStart.audioMs },
@@ -504,6 +530,8 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
     const fakesPct = fakesUsed?.cpuPct ?? 0;
     const run: CallRun = {
       mode: opts.mode,
+      profile: profile.name,
+      turn: opts.turn ?? null,
       calls: n,
       workers,
       durationS: round2(w.wallMs / 1000),
@@ -512,6 +540,8 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
       connectMs: round2(connectMs),
       overheadMs: withCount(w.overhead),
       responseMs: withCount(w.response),
+      callerWaitMs: withCount(conversation ? result.turnLatencyMs : []),
+      callerWaitServerMs: withCount(w.callerWait),
       echoOverheadMs: withCount(w.echoOverhead),
       bargeInMs: withCount(w.bargeIn),
       eventLoopDelayMs: { p50: eldMs(eld.percentile(50)), p99: eldMs(eld.percentile(99)), max: eldMs(eld.max) },

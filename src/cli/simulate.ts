@@ -227,7 +227,8 @@ function describeOutcome(t: TurnReport): string {
 
 /** The per-turn table and totals for stdout. */
 export function formatReport(callId: string, report: SimulationReport, recording: { path: string; durationMs: number } | null): string {
-  const rows: string[][] = [['turn', 'caller said', 'speech ended', 'reply after', 'reply', 'played', 'marks', 'outcome']];
+  // `caller wait`: the caller's last voiced frame sent -> the reply's first frame; `reply after` also times greetings and keys.
+  const rows: string[][] = [['turn', 'caller said', 'speech ended', 'caller wait', 'reply after', 'reply', 'played', 'marks', 'outcome']];
   for (const t of report.turns) {
     const r = t.reply;
     const c = t.caller;
@@ -240,6 +241,7 @@ export function formatReport(callId: string, report: SimulationReport, recording
       String(t.turn),
       said,
       t.caller?.speechEndedAtMs != null ? seconds(t.caller.speechEndedAtMs) : '-',
+      r?.callerWaitMs != null ? `${r.callerWaitMs} ms` : '-',
       r?.latencyMs != null ? `${r.latencyMs} ms` : '-',
       r ? seconds(r.receivedMs) : '-',
       r ? seconds(r.playedMs) : '-',
@@ -249,7 +251,7 @@ export function formatReport(callId: string, report: SimulationReport, recording
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
   // Text columns left-aligned, numbers right-aligned.
-  const table = rows.map((row) => row.map((cell, c) => (c === 1 || c === 7 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ').trimEnd()).join('\n');
+  const table = rows.map((row) => row.map((cell, c) => (c === 1 || c === 8 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ').trimEnd()).join('\n');
   const e = report.ended;
   const close = `${e.code}${e.reason ? ` ${e.reason}` : ''}`;
   const ended = e.by === 'caller' ? `hung up by the simulator (${e.code === 0 ? e.reason : `server closed ${close}`})` : e.by === 'server' ? `ended by the server (${close}) before the script finished` : 'interrupted';

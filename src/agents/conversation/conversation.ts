@@ -3,6 +3,7 @@ import type { TurnUpdate } from '../../calls/call-turns.service.js';
 import type { EndReason } from '../../calls/calls.table.js';
 import type { SttStream } from '../../media/providers.js';
 import { epochNow } from '../../media/media-engine.js';
+import { LastVoicedFrame } from '../../media/audio/speech-level.js';
 import { ProviderError } from '../../shared/errors.js';
 import type { CallerInput, ConversationDeps } from './conversation-deps.js';
 import { AmdGate, amdAction } from './answering-machine.js';
@@ -37,6 +38,8 @@ export class Conversation implements Responder {
   private readonly speaker: Speaker;
   private readonly dtmf: DtmfCollector;
   private readonly amd = new AmdGate();
+  // The caller's last voiced frame: where the caller-wait figure starts.
+  private readonly voiced = new LastVoicedFrame();
   private active: Utterance | null = null;
   private seq = 0;
   private utterances = 0;
@@ -117,6 +120,7 @@ export class Conversation implements Responder {
 
   /** One 20 ms frame of the caller's audio. */
   onAudio(mulaw: Uint8Array): void {
+    this.voiced.push(mulaw);
     this.stt?.push(mulaw);
   }
 
@@ -196,7 +200,8 @@ export class Conversation implements Responder {
   private async onUserTurn(turn: UserTurn): Promise<void> {
     // Until AMD has spoken, "Hello?" may be a person or a mailbox greeting: the verdict decides what to say.
     if (this.amd.waiting) return;
-    await this.respond({ text: turn.text, endOfSpeechAt: turn.endOfSpeechAt, sttFinalAt: turn.sttFinalAt, kind: 'speech', shown: turn.text });
+    const lastVoicedAt = this.voiced.frame?.at ?? null;
+    await this.respond({ text: turn.text, endOfSpeechAt: turn.endOfSpeechAt, sttFinalAt: turn.sttFinalAt, kind: 'speech', shown: turn.text, lastVoicedAt, confirmedAt: epochNow() });
   }
 
   // Answers one caller turn: LLM rounds (with tools) streamed through TTS.
@@ -214,6 +219,9 @@ export class Conversation implements Responder {
 
     const u = this.begin(input.kind === 'dtmf' ? 'dtmf' : 'speech', true);
     if (input.endOfSpeechAt !== null && input.sttFinalAt !== null) u.latency.sttFinalMs = round(Math.max(0, input.sttFinalAt - input.endOfSpeechAt));
+    u.turnConfirmedAt = input.confirmedAt ?? null;
+    u.callerVoiceEndedAt = input.lastVoicedAt ?? null;
+    if (u.callerVoiceEndedAt !== null && u.turnConfirmedAt !== null) u.latency.endOfTurnMs = round(Math.max(0, u.turnConfirmedAt - u.callerVoiceEndedAt));
     try {
       const outcome = await this.speaker.answer(u, input.endOfSpeechAt, (to, summary) => this.transfer(u, to, summary));
       if (u.signal.aborted || outcome.kind === 'transferred') return;

@@ -85,11 +85,18 @@ export class Speaker {
     if (!pending) return;
     this.awaitingFrame = null;
     if (pending.endOfSpeechAt === null) return;
-    const responseMs = epochNow() - pending.endOfSpeechAt;
-    const overheadMs = Math.max(0, responseMs - pending.providerMs);
-    pending.u.latency.firstFrameOutMs = round(responseMs);
-    pending.u.latency.overheadMs = round(overheadMs);
-    this.deps.latencies.turn(responseMs, overheadMs);
+    const { u } = pending;
+    const l = u.latency;
+    const now = epochNow();
+    const responseMs = now - pending.endOfSpeechAt;
+    // From the turn's confirmation when known: the end-of-turn wait (VAD silence, STT final, a capped wait) is not ours.
+    const overheadMs = Math.max(0, u.turnConfirmedAt !== null ? now - u.turnConfirmedAt - (l.llmFirstSentenceMs ?? 0) - (l.ttsFirstByteMs ?? 0) : responseMs - pending.providerMs);
+    l.firstFrameOutMs = round(responseMs);
+    l.overheadMs = round(overheadMs);
+    if (l.llmFirstTokenMs !== undefined && l.llmFirstSentenceMs !== undefined) l.firstChunkMs = round2(Math.max(0, l.llmFirstSentenceMs - l.llmFirstTokenMs));
+    const callerWaitMs = u.callerVoiceEndedAt === null ? null : now - u.callerVoiceEndedAt;
+    if (callerWaitMs !== null) l.callerWaitMs = round(callerWaitMs);
+    this.deps.latencies.turn(responseMs, overheadMs, callerWaitMs);
   }
 
   /** The utterance was cut off: its first frame is not an answer to time. */
