@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import type { TurnLatency } from '../src/calls/calls.table.js';
 import type { WorkerStats } from '../src/media/workers/media-worker-pool.js';
 import { writeTestPiperVoice } from '../test/fakes/piper-model.js';
 import { startBenchServer, type Backends, type BenchServer } from './api-server.js';
@@ -53,6 +54,10 @@ export interface CallLevelOptions {
   signal?: AbortSignal;
 }
 
+/** The parts of the caller's wait that turn records keep (`TurnLatency`), in the order they happen. */
+export const CALLER_WAIT_PARTS = ['endOfTurnMs', 'sttFinalMs', 'llmFirstTokenMs', 'firstChunkMs', 'ttsFirstByteMs', 'overheadMs'] as const;
+export type CallerWaitPart = (typeof CALLER_WAIT_PARTS)[number];
+
 /** How the benchmark's agent ends the caller's turn (the agent setting `turnDetection.mode`). */
 export type TurnMode = 'fixed' | 'adaptive';
 
@@ -89,6 +94,11 @@ export interface CallRun {
   callerWaitMs: Samples;
   /** The same measured by the server: the last voiced frame received -> the answer's first frame sent (`app.callLatencies.callerWaitMs`). */
   callerWaitServerMs: Samples;
+  /**
+   * Conversation mode: the parts of the server's caller wait, p50 / p95 over the answers that started in the
+   * window, from the turn records (`latency` of the assistant turns). Null in echo mode.
+   */
+  callerWaitParts: Record<CallerWaitPart, { p50: number; p95: number }> | null;
   /** Echo mode: VAD end-of-speech decision (worker) -> first echoed frame sent (main thread), ms. No samples in conversation mode. */
   echoOverheadMs: Samples;
   /**
@@ -320,6 +330,23 @@ async function startFakes(profile: ProviderProfile): Promise<FakesProcess> {
 
 const withCount = (values: number[]): Samples => ({ ...percentiles(values), samples: values.length });
 
+/** The caller-wait parts of the answers that started inside the window, read from the turn records once the calls are over. */
+async function callerWaitParts(server: BenchServer, callIds: string[], window: { from: number; to: number }): Promise<CallRun['callerWaitParts']> {
+  const latencies: TurnLatency[] = [];
+  for (const id of callIds) {
+    for (const turn of await server.app.callTurns.list(server.organizationId, id)) {
+      const at = turn.startedAt.getTime();
+      if (turn.role === 'assistant' && turn.latency?.callerWaitMs !== undefined && at >= window.from && at <= window.to) latencies.push(turn.latency);
+    }
+  }
+  const out = {} as Record<CallerWaitPart, { p50: number; p95: number }>;
+  for (const part of CALLER_WAIT_PARTS) {
+    const p = percentiles(latencies.flatMap((l) => (l[part] === undefined ? [] : [l[part]])));
+    out[part] = { p50: p.p50, p95: p.p95 };
+  }
+  return out;
+}
+
 /** Runs one level on a fresh server (its own database, pool and sockets), then tears it all down. */
 export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelResult> {
   const { log } = opts;
@@ -419,6 +446,7 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
     const vadSamples: number[] = [];
     let sampler: NodeJS.Timeout | null = null;
     const latencies = app.callLatencies;
+    const windowEpoch = { from: 0, to: 0 };
 
     const result = await new Promise<CallerResult>((resolve, reject) => {
       let done: CallerResult | null = null;
@@ -442,6 +470,7 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
             eluStart = performance.eventLoopUtilization();
             cpuStart = process.cpuUsage();
             wallStart = performance.now();
+            windowEpoch.from = Date.now();
             sampler = setInterval(() => {
               rssSamples.push(process.memoryUsage.rss());
               const stats = pool.stats();
@@ -454,6 +483,7 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
             break;
           case 'quiet': {
             const wallMs = performance.now() - wallStart;
+            windowEpoch.to = Date.now();
             const cpu = process.cpuUsage(cpuStart);
             eld.disable();
             if (sampler) clearInterval(sampler);
@@ -515,6 +545,7 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
     await settle();
     const idleRssAfter = await sampleRss(3000);
     const idleRss = (idleRssBefore + idleRssAfter) / 2;
+    const parts = conversation ? await callerWaitParts(server, callIds, windowEpoch) : null;
 
     const w = measured as Measured | null;
     if (!w) throw new Error('the callers finished without a measured window');
@@ -542,6 +573,7 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
       responseMs: withCount(w.response),
       callerWaitMs: withCount(conversation ? result.turnLatencyMs : []),
       callerWaitServerMs: withCount(w.callerWait),
+      callerWaitParts: parts,
       echoOverheadMs: withCount(w.echoOverhead),
       bargeInMs: withCount(w.bargeIn),
       eventLoopDelayMs: { p50: eldMs(eld.percentile(50)), p99: eldMs(eld.percentile(99)), max: eldMs(eld.max) },

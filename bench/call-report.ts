@@ -59,6 +59,7 @@ export function runJson(r: CallRun): object {
           turn: r.turn,
           callerWaitMs: p3(r.callerWaitMs),
           callerWaitServerMs: p3(r.callerWaitServerMs),
+          callerWaitPartsMs: r.callerWaitParts,
           overheadMs: p3(r.overheadMs),
           responseMs: p3(r.responseMs),
           bargeInMs: { p50: r.bargeInMs.p50, p95: r.bargeInMs.p95, p99: r.bargeInMs.p99, max: r.bargeInMs.max, samples: r.bargeInMs.samples },
@@ -114,6 +115,12 @@ export function callJson(r: CallReport, single: boolean): object {
 
 type Row = { label: string; cells: string[]; budget: string };
 
+function callerWaitPartsCell(r: CallRun): string {
+  const p = r.callerWaitParts;
+  if (!p) return '-';
+  return `${fmt(p.endOfTurnMs.p50, 0)} (${fmt(p.sttFinalMs.p50, 0)}) + ${fmt(p.llmFirstTokenMs.p50, 0)} + ${fmt(p.firstChunkMs.p50, 0)} + ${fmt(p.ttsFirstByteMs.p50, 0)} + ${fmt(p.overheadMs.p50, 1)}`;
+}
+
 /** The rows both the terminal and BENCHMARKS.md show, one cell per level. */
 function rows(runs: CallRun[], mode: CallMode): Row[] {
   const row = (label: string, budget: string, cell: (r: CallRun) => string): Row => ({ label, budget, cells: runs.map(cell) });
@@ -124,6 +131,7 @@ function rows(runs: CallRun[], mode: CallMode): Row[] {
       ? [
           row('caller wait p50 / p95 / p99 ms (caller: last voiced frame sent -> first reply frame)', '', (r) => `${pcts(r.callerWaitMs)} (${r.callerWaitMs.samples})`),
           row('caller wait p50 / p95 / p99 ms (server: last voiced frame in -> first frame out)', '', (r) => `${pcts(r.callerWaitServerMs)} (${r.callerWaitServerMs.samples})`),
+          row('caller wait parts p50 ms: end of turn (of it STT final) + LLM first token + first chunk + TTS first byte + ours', '', (r) => callerWaitPartsCell(r)),
           row('overhead p50 / p95 / p99 ms (ours, provider time excluded)', overheadBudget, (r) => pcts(r.overheadMs)),
           row('overhead max ms (turns answered)', '', (r) => `${fmt(r.overheadMs.max)} (${r.overheadMs.samples})`),
           row('response p50 / p95 / p99 ms (VAD end of speech -> first frame, providers included)', '', (r) => pcts(r.responseMs)),

@@ -38,16 +38,20 @@ export interface VoicedFrame {
  */
 export class LastVoicedFrame {
   private streamMs = 0;
-  private last: VoicedFrame | null = null;
+  // Two numbers rather than an object per voiced frame: nothing to allocate on the hot path.
+  private lastEndMs = -1;
+  private lastAt = 0;
 
   /** One inbound frame, received at `at` (default: now). */
   push(mulaw: Uint8Array, at: number = epochNow()): void {
-    this.streamMs += (mulaw.length / 8000) * 1000;
-    if (isVoiced(mulaw)) this.last = { streamEndMs: this.streamMs, at };
+    this.streamMs += mulaw.length / 8;
+    if (!isVoiced(mulaw)) return;
+    this.lastEndMs = this.streamMs;
+    this.lastAt = at;
   }
 
   /** The last voiced frame so far; null before any. */
   get frame(): VoicedFrame | null {
-    return this.last;
+    return this.lastEndMs < 0 ? null : { streamEndMs: this.lastEndMs, at: this.lastAt };
   }
 }
