@@ -395,7 +395,8 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
         }
       : { name: 'Echo', voice: { provider: 'echo', voiceId: 'echo' } };
     const res = await app.inject({ method: 'POST', url: '/v1/agents', headers: { authorization: `Bearer ${server.ownerKey}` }, payload: agent });
-    if (res.statusCode === 400 && opts.turn && res.body.includes('turnDetection')) throw new Error(`--turn: this server's agents do not take turnDetection yet (${res.body})`);
+    // Agents refuse unknown fields, so a server without the setting says so rather than ignoring it.
+    if (res.statusCode === 400 && opts.turn) throw new Error(`--turn: the agent with turnDetection was refused; does this server's agent schema have it yet? (${res.body})`);
     if (res.statusCode !== 201) throw new Error(`creating the ${opts.mode} agent failed: ${res.statusCode} ${res.body}`);
     const agentId = res.json<{ id: string }>().id;
     const callIds: string[] = [];
