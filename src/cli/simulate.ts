@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { idPattern } from '../shared/ids.js';
 import { loadScript, parseDuration, readScriptFile, scriptFromFlags, ScriptError, SCRIPT_FLAGS, type Script } from '../simulator/script.js';
 import { runSimulation, SimulationError, type SimulationProgress, type SimulationReport, type TurnReport } from '../simulator/simulate.js';
+import { fetchServerAnswers, formatServerAnswers } from '../simulator/server-latency.js';
 import { reachableStreamUrl, startTestCall, TestCallError } from '../simulator/test-call.js';
 import { mulawToWav } from '../simulator/wav.js';
 import { CommandError, UsageError } from './args.js';
@@ -124,9 +125,14 @@ export async function runSimulate(args: string[]): Promise<void> {
     await writeFile(opts.record.resolved, mulawToWav(report.agentAudio));
     recording = { path: opts.record.given, durationMs: (report.agentAudio.length / 8000) * 1000 };
   }
+  // Where the caller's wait went, as the server recorded it (answers of a conversation agent; none for echo).
+  const serverAnswers = await fetchServerAnswers(opts.url, opts.apiKey, call.callId);
   const { agentAudio: _audio, ...rest } = report;
-  if (opts.json) process.stdout.write(`${JSON.stringify({ callId: call.callId, agentId: opts.agentId, streamUrl: stream.url, ...rest, recording }, null, 2)}\n`);
-  else process.stdout.write(formatReport(call.callId, report, recording));
+  if (opts.json) process.stdout.write(`${JSON.stringify({ callId: call.callId, agentId: opts.agentId, streamUrl: stream.url, ...rest, recording, serverAnswers }, null, 2)}\n`);
+  else {
+    process.stdout.write(formatReport(call.callId, report, recording));
+    if (serverAnswers?.length) process.stdout.write(`the server's view of each answer (ms):\n${formatServerAnswers(serverAnswers).join('\n')}\n`);
+  }
   if (report.ended.abnormal) process.exitCode = 1;
 }
 

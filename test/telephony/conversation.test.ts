@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encode, encodeChat } from 'gpt-tokenizer/encoding/o200k_base';
 import { speechSpan } from '../../src/simulator/script.js';
+import { fetchServerAnswers } from '../../src/simulator/server-latency.js';
 import { fixture, lastUserText, mediaFrames, startConversationRig, type ConversationRig } from './conversation-helpers.js';
 
 // simulator -> real socket -> real Silero VAD in a media worker -> fake Deepgram / OpenAI through the real
@@ -92,6 +93,19 @@ describe('a conversation with an agent, end to end', () => {
     expect(Math.abs(callerSide - l.callerWaitMs!)).toBeLessThan(60);
     // And the same figure went to the node's latencies (Prometheus, the benchmark).
     expect(rig.t.app.callLatencies.callerWaitMs.values().map(Math.round)).toContain(l.callerWaitMs);
+    client.stop();
+    await client.closed;
+  }, 30_000);
+
+  it('gives the simulator the server\'s caller wait of each answer, read from the call\'s transcript', async () => {
+    rig.openai.setRespond(() => ({ text: 'We open at nine.' }));
+    const agentId = await rig.createAgent({});
+    const { call, client } = await rig.dial(agentId);
+    await client.speak(fixture('two-utterances.ulaw').subarray(0, 3600 * 8));
+    await client.waitFor((m) => m.event === 'mark', 8000);
+    const turns = await rig.waitForTurns(call.id, (ts) => ts.some((x) => x.role === 'assistant' && x.endedAt !== null));
+    const answer = turns.find((x) => x.role === 'assistant')!;
+    expect(await fetchServerAnswers(rig.publicUrl, rig.org.keys.member, call.id)).toEqual([{ seq: answer.seq, latency: answer.latency }]);
     client.stop();
     await client.closed;
   }, 30_000);
