@@ -12,10 +12,12 @@ import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import type { TurnLatency } from '../src/calls/calls.table.js';
 import type { WorkerStats } from '../src/media/workers/media-worker-pool.js';
 import { writeTestPiperVoice } from '../test/fakes/piper-model.js';
 import { startBenchServer, type Backends, type BenchServer } from './api-server.js';
 import { FAKE_KEYS, type BargeInPlan, type CallMode, type CallerResult, type FakesWindow, type FromCallers, type FromFakes, type ToCallers, type ToFakes } from './call-protocol.js';
+import { PROFILES, type ProfileName, type ProviderProfile } from './provider-profile.js';
 import { percentiles, round2, type Percentiles } from './stats.js';
 
 const RUN_TS = fileURLToPath(new URL('../bin/run-ts.js', import.meta.url));
@@ -35,6 +37,10 @@ const FRAMES_PER_WINDOW = 256 / 160;
 /** What one level is asked to do. */
 export interface CallLevelOptions {
   mode: CallMode;
+  /** The fake providers' latencies (conversation mode); default `zero`. */
+  profile?: ProviderProfile;
+  /** The agent's `turnDetection.mode`; undefined: the agent's default (the setting is left out). */
+  turn?: TurnMode;
   calls: number;
   /** Seconds measured, after the stagger window. */
   durationS: number;
@@ -48,12 +54,23 @@ export interface CallLevelOptions {
   signal?: AbortSignal;
 }
 
+/** The parts of the caller's wait that turn records keep (`TurnLatency`), in the order they happen. */
+export const CALLER_WAIT_PARTS = ['endOfTurnMs', 'sttFinalMs', 'llmFirstTokenMs', 'firstChunkMs', 'ttsFirstByteMs', 'overheadMs'] as const;
+export type CallerWaitPart = (typeof CALLER_WAIT_PARTS)[number];
+
+/** How the benchmark's agent ends the caller's turn (the agent setting `turnDetection.mode`). */
+export type TurnMode = 'fixed' | 'adaptive';
+
 /** Latency percentiles with their sample count (0 samples: NaN percentiles). */
 export type Samples = Percentiles & { samples: number };
 
 /** Everything one level measured. */
 export interface CallRun {
   mode: CallMode;
+  /** The fake providers' latency profile (bench/provider-profile.ts). */
+  profile: ProfileName;
+  /** The agent's turn detection mode when the run set one; null: the agent's default. */
+  turn: TurnMode | null;
   calls: number;
   workers: number;
   /** Length of the measured window, s. */
@@ -68,8 +85,20 @@ export interface CallRun {
    * `app.callLatencies.turnOverheadMs`. No samples in echo mode.
    */
   overheadMs: Samples;
-  /** Conversation mode: the same without subtracting provider time (zero-delay fakes), ms. */
+  /** Conversation mode: the same without subtracting provider time, ms. */
   responseMs: Samples;
+  /**
+   * Conversation mode, measured by the callers: their last voiced frame sent (the level rule, `isVoiced`) ->
+   * the answer's first frame received, ms. What a caller waits; the honest figure.
+   */
+  callerWaitMs: Samples;
+  /** The same measured by the server: the last voiced frame received -> the answer's first frame sent (`app.callLatencies.callerWaitMs`). */
+  callerWaitServerMs: Samples;
+  /**
+   * Conversation mode: the parts of the server's caller wait, p50 / p95 over the answers that started in the
+   * window, from the turn records (`latency` of the assistant turns). Null in echo mode.
+   */
+  callerWaitParts: Record<CallerWaitPart, { p50: number; p95: number }> | null;
   /** Echo mode: VAD end-of-speech decision (worker) -> first echoed frame sent (main thread), ms. No samples in conversation mode. */
   echoOverheadMs: Samples;
   /**
@@ -193,6 +222,7 @@ interface Measured {
   elu: number;
   overhead: number[];
   response: number[];
+  callerWait: number[];
   echoOverhead: number[];
   bargeIn: number[];
   tts: { requests: number; synthMs: number; audioMs: number };
@@ -239,6 +269,7 @@ function workersBusyMs(start: WorkerStats[], end: WorkerStats[]): number {
 interface FakesProcess {
   deepgramUrl: string;
   openaiBaseUrl: string;
+  elevenlabsUrl: string | null;
   windowStart(): void;
   /** What the fakes did since `windowStart`; resolves when their report arrives. */
   windowEnd(): Promise<FakesWindow>;
@@ -246,12 +277,12 @@ interface FakesProcess {
 }
 
 /** Forks bench/conversation-fakes.ts and waits for its URLs. */
-async function startFakes(): Promise<FakesProcess> {
+async function startFakes(profile: ProviderProfile): Promise<FakesProcess> {
   // Its own process: the fake Deepgram decodes every call's audio, which must not count as server CPU.
-  const proc = fork(RUN_TS, [FAKES], { stdio: ['ignore', 2, 2, 'ipc'], execArgv: [] });
+  const proc = fork(RUN_TS, [FAKES, profile.name], { stdio: ['ignore', 2, 2, 'ipc'], execArgv: [] });
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   const windows: Array<(w: FakesWindow) => void> = [];
-  const ready = await new Promise<{ deepgramUrl: string; openaiBaseUrl: string }>((resolve, reject) => {
+  const ready = await new Promise<{ deepgramUrl: string; openaiBaseUrl: string; elevenlabsUrl: string | null }>((resolve, reject) => {
     proc.on('message', (m: FromFakes) => {
       switch (m.kind) {
         case 'ready':
@@ -299,10 +330,28 @@ async function startFakes(): Promise<FakesProcess> {
 
 const withCount = (values: number[]): Samples => ({ ...percentiles(values), samples: values.length });
 
+/** The caller-wait parts of the answers that started inside the window, read from the turn records once the calls are over. */
+async function callerWaitParts(server: BenchServer, callIds: string[], window: { from: number; to: number }): Promise<CallRun['callerWaitParts']> {
+  const latencies: TurnLatency[] = [];
+  for (const id of callIds) {
+    for (const turn of await server.app.callTurns.list(server.organizationId, id)) {
+      const at = turn.startedAt.getTime();
+      if (turn.role === 'assistant' && turn.latency?.callerWaitMs !== undefined && at >= window.from && at <= window.to) latencies.push(turn.latency);
+    }
+  }
+  const out = {} as Record<CallerWaitPart, { p50: number; p95: number }>;
+  for (const part of CALLER_WAIT_PARTS) {
+    const p = percentiles(latencies.flatMap((l) => (l[part] === undefined ? [] : [l[part]])));
+    out[part] = { p50: p.p50, p95: p.p95 };
+  }
+  return out;
+}
+
 /** Runs one level on a fresh server (its own database, pool and sockets), then tears it all down. */
 export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelResult> {
   const { log } = opts;
   const conversation = opts.mode === 'conversation';
+  const profile = opts.profile ?? PROFILES.zero;
   let server: BenchServer | null = null;
   let child: ChildProcess | null = null;
   let fakes: FakesProcess | null = null;
@@ -313,12 +362,13 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
     if (conversation) {
       voicesDir = await mkdtemp(join(tmpdir(), 'vocelio-bench-voices-'));
       await writeTestPiperVoice(voicesDir, BENCH_VOICE);
-      fakes = await startFakes();
+      fakes = await startFakes(profile);
       env = {
         DEEPGRAM_API_KEY: FAKE_KEYS.deepgram,
         DEEPGRAM_BASE_URL: fakes.deepgramUrl,
         OPENAI_API_KEY: FAKE_KEYS.openai,
         OPENAI_BASE_URL: fakes.openaiBaseUrl,
+        ...(fakes.elevenlabsUrl ? { ELEVENLABS_API_KEY: FAKE_KEYS.elevenlabs, ELEVENLABS_BASE_URL: fakes.elevenlabsUrl } : {}),
       };
     }
     server = await startBenchServer({
@@ -338,12 +388,15 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
           name: 'Receptionist',
           systemPrompt: 'You are the receptionist of {{business}}. Answer in one or two short sentences.',
           variables: { business: 'Acme Bistro' },
-          voice: { provider: 'piper', voiceId: BENCH_VOICE },
+          voice: profile.tts === 'elevenlabs' ? { provider: 'elevenlabs', voiceId: 'bench-voice' } : { provider: 'piper', voiceId: BENCH_VOICE },
           stt: { provider: 'deepgram', model: 'nova-3' },
           llm: { provider: 'openai', model: 'gpt-bench' },
+          ...(opts.turn ? { turnDetection: { mode: opts.turn } } : {}),
         }
       : { name: 'Echo', voice: { provider: 'echo', voiceId: 'echo' } };
     const res = await app.inject({ method: 'POST', url: '/v1/agents', headers: { authorization: `Bearer ${server.ownerKey}` }, payload: agent });
+    // Agents refuse unknown fields, so a server without the setting says so rather than ignoring it.
+    if (res.statusCode === 400 && opts.turn) throw new Error(`--turn: the agent with turnDetection was refused; does this server's agent schema have it yet? (${res.body})`);
     if (res.statusCode !== 201) throw new Error(`creating the ${opts.mode} agent failed: ${res.statusCode} ${res.body}`);
     const agentId = res.json<{ id: string }>().id;
     const callIds: string[] = [];
@@ -394,6 +447,7 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
     const vadSamples: number[] = [];
     let sampler: NodeJS.Timeout | null = null;
     const latencies = app.callLatencies;
+    const windowEpoch = { from: 0, to: 0 };
 
     const result = await new Promise<CallerResult>((resolve, reject) => {
       let done: CallerResult | null = null;
@@ -410,13 +464,14 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
             ttsAtStart = pool.stats().ttsTotals;
             machineBusyStart = machineBusyMs();
             workersAtStart = pool.stats().perWorker;
-            for (const r of [latencies.echoOverheadMs, latencies.turnOverheadMs, latencies.turnResponseMs, latencies.bargeInMs]) r.reset();
+            for (const r of [latencies.echoOverheadMs, latencies.turnOverheadMs, latencies.turnResponseMs, latencies.callerWaitMs, latencies.bargeInMs]) r.reset();
             fakes?.windowStart();
             eld.reset();
             eld.enable();
             eluStart = performance.eventLoopUtilization();
             cpuStart = process.cpuUsage();
             wallStart = performance.now();
+            windowEpoch.from = Date.now();
             sampler = setInterval(() => {
               rssSamples.push(process.memoryUsage.rss());
               const stats = pool.stats();
@@ -429,6 +484,7 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
             break;
           case 'quiet': {
             const wallMs = performance.now() - wallStart;
+            windowEpoch.to = Date.now();
             const cpu = process.cpuUsage(cpuStart);
             eld.disable();
             if (sampler) clearInterval(sampler);
@@ -445,6 +501,7 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
               elu: performance.eventLoopUtilization(eluStart).utilization,
               overhead: latencies.turnOverheadMs.values(),
               response: latencies.turnResponseMs.values(),
+              callerWait: latencies.callerWaitMs.values(),
               echoOverhead: latencies.echoOverheadMs.values(),
               bargeIn: latencies.bargeInMs.values(),
               tts: { requests: tts.requests - ttsAtStart.requests, synthMs: tts.synthMs - ttsAtStart.synthMs, audioMs: tts.audioMs - ttsAtStart.audioMs },
@@ -489,6 +546,7 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
     await settle();
     const idleRssAfter = await sampleRss(3000);
     const idleRss = (idleRssBefore + idleRssAfter) / 2;
+    const parts = conversation ? await callerWaitParts(server, callIds, windowEpoch) : null;
 
     const w = measured as Measured | null;
     if (!w) throw new Error('the callers finished without a measured window');
@@ -504,6 +562,8 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
     const fakesPct = fakesUsed?.cpuPct ?? 0;
     const run: CallRun = {
       mode: opts.mode,
+      profile: profile.name,
+      turn: opts.turn ?? null,
       calls: n,
       workers,
       durationS: round2(w.wallMs / 1000),
@@ -512,6 +572,9 @@ export async function runCallLevel(opts: CallLevelOptions): Promise<CallLevelRes
       connectMs: round2(connectMs),
       overheadMs: withCount(w.overhead),
       responseMs: withCount(w.response),
+      callerWaitMs: withCount(conversation ? result.turnLatencyMs : []),
+      callerWaitServerMs: withCount(w.callerWait),
+      callerWaitParts: parts,
       echoOverheadMs: withCount(w.echoOverhead),
       bargeInMs: withCount(w.bargeIn),
       eventLoopDelayMs: { p50: eldMs(eld.percentile(50)), p99: eldMs(eld.percentile(99)), max: eldMs(eld.max) },

@@ -251,6 +251,8 @@ async function run(plan: Extract<ToCallers, { kind: 'plan' }>): Promise<CallerRe
     eld.enable();
     cpuStart = process.cpuUsage();
     wallStart = performance.now();
+    // The callers' wait is compared with the server's, which counts from here.
+    totals.turnLatencyMs.length = 0;
     send({ kind: 'measure-start' });
   }, measureStart - performance.now());
   const progress = setInterval(() => {

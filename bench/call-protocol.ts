@@ -94,7 +94,7 @@ export type FromCallers =
   | { kind: 'failed'; message: string };
 
 /** The API keys the fake providers accept; the bench server is configured with them. */
-export const FAKE_KEYS = { deepgram: 'bench-deepgram-key', openai: 'bench-openai-key' } as const;
+export const FAKE_KEYS = { deepgram: 'bench-deepgram-key', openai: 'bench-openai-key', elevenlabs: 'bench-elevenlabs-key' } as const;
 
 /** Server process -> fake providers process (bench/conversation-fakes.ts). */
 export type ToFakes =
@@ -116,6 +116,7 @@ export interface FakesWindow {
 
 /** Fake providers process -> server process. */
 export type FromFakes =
-  | { kind: 'ready'; deepgramUrl: string; openaiBaseUrl: string }
+  /** `elevenlabsUrl` only with a profile whose voice is the fake ElevenLabs. */
+  | { kind: 'ready'; deepgramUrl: string; openaiBaseUrl: string; elevenlabsUrl: string | null }
   | { kind: 'window'; window: FakesWindow }
   | { kind: 'failed'; message: string };

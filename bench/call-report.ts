@@ -55,6 +55,11 @@ export function runJson(r: CallRun): object {
   const headline =
     r.mode === 'conversation'
       ? {
+          profile: r.profile,
+          turn: r.turn,
+          callerWaitMs: p3(r.callerWaitMs),
+          callerWaitServerMs: p3(r.callerWaitServerMs),
+          callerWaitPartsMs: r.callerWaitParts,
           overheadMs: p3(r.overheadMs),
           responseMs: p3(r.responseMs),
           bargeInMs: { p50: r.bargeInMs.p50, p95: r.bargeInMs.p95, p99: r.bargeInMs.p99, max: r.bargeInMs.max, samples: r.bargeInMs.samples },
@@ -75,7 +80,7 @@ export function runJson(r: CallRun): object {
     durationS: r.durationS,
     liveCalls: r.liveCalls,
     ...(r.mode === 'conversation'
-      ? { overheadDetailMs: r.overheadMs, responseDetailMs: r.responseMs, tts: r.tts, fakes: r.fakes }
+      ? { callerWaitDetailMs: r.callerWaitMs, callerWaitServerDetailMs: r.callerWaitServerMs, overheadDetailMs: r.overheadMs, responseDetailMs: r.responseMs, tts: r.tts, fakes: r.fakes }
       : { echoOverheadDetailMs: r.echoOverheadMs, bargeIns: r.bargeInMs.samples }),
     eventLoopDelayDetailMs: r.eventLoopDelayMs,
     eventLoopUtilization: r.eventLoopUtilization,
@@ -110,6 +115,12 @@ export function callJson(r: CallReport, single: boolean): object {
 
 type Row = { label: string; cells: string[]; budget: string };
 
+function callerWaitPartsCell(r: CallRun): string {
+  const p = r.callerWaitParts;
+  if (!p) return '-';
+  return `${fmt(p.endOfTurnMs.p50, 0)} (${fmt(p.sttFinalMs.p50, 0)}) + ${fmt(p.llmFirstTokenMs.p50, 0)} + ${fmt(p.firstChunkMs.p50, 0)} + ${fmt(p.ttsFirstByteMs.p50, 0)} + ${fmt(p.overheadMs.p50, 1)}`;
+}
+
 /** The rows both the terminal and BENCHMARKS.md show, one cell per level. */
 function rows(runs: CallRun[], mode: CallMode): Row[] {
   const row = (label: string, budget: string, cell: (r: CallRun) => string): Row => ({ label, budget, cells: runs.map(cell) });
@@ -118,9 +129,12 @@ function rows(runs: CallRun[], mode: CallMode): Row[] {
   const latency =
     mode === 'conversation'
       ? [
+          row('caller wait p50 / p95 / p99 ms (caller: last voiced frame sent -> first reply frame)', '', (r) => `${pcts(r.callerWaitMs)} (${r.callerWaitMs.samples})`),
+          row('caller wait p50 / p95 / p99 ms (server: last voiced frame in -> first frame out)', '', (r) => `${pcts(r.callerWaitServerMs)} (${r.callerWaitServerMs.samples})`),
+          row('caller wait parts p50 ms: end of turn (of it STT final) + LLM first token + first chunk + TTS first byte + ours', '', (r) => callerWaitPartsCell(r)),
           row('overhead p50 / p95 / p99 ms (ours, provider time excluded)', overheadBudget, (r) => pcts(r.overheadMs)),
           row('overhead max ms (turns answered)', '', (r) => `${fmt(r.overheadMs.max)} (${r.overheadMs.samples})`),
-          row('response p50 / p95 / p99 ms (providers included, zero-delay fakes)', '', (r) => pcts(r.responseMs)),
+          row('response p50 / p95 / p99 ms (VAD end of speech -> first frame, providers included)', '', (r) => pcts(r.responseMs)),
           row('barge-in p50 / p95 ms, max (samples)', `p95 <= ${CALL_BUDGETS.bargeInP95Ms} ms after VAD onset`, (r) => `${fmt(r.bargeInMs.p50)} / ${fmt(r.bargeInMs.p95)}, ${fmt(r.bargeInMs.max)} (${r.bargeInMs.samples})`),
         ]
       : [
@@ -307,7 +321,10 @@ export function humanCallReport(r: CallReport): string {
 export function callSectionKey(r: CallReport): string {
   const workers = r.defaultWorkers ? 'default' : String(r.runs[0]?.workers ?? 'default');
   // Echo sections keep the key they had before conversation mode existed, so an `--echo --write` replaces them.
-  const kind = r.mode === 'conversation' ? 'conversation' : 'calls';
+  // The zero profile with the agent's default turn detection keeps the key it had before profiles existed.
+  const first = r.runs[0];
+  const variant = r.mode === 'conversation' && first ? `${first.profile === 'zero' ? '' : `-${first.profile}`}${first.turn ? `-turn-${first.turn}` : ''}` : '';
+  const kind = r.mode === 'conversation' ? `conversation${variant}` : 'calls';
   const stagger = r.defaultStagger ? '' : `:stagger-${r.runs[0]?.staggerMs ?? 0}`;
   return `${kind}:${r.backends.database}:${r.backends.queue}:${r.runs.map((x) => x.calls).join('-')}:workers-${workers}${stagger}`;
 }
@@ -320,9 +337,11 @@ export function callMarkdownSection(r: CallReport): string {
   const levels = r.runs.map((x) => x.calls).join(', ');
   const all = r.echo ? [...r.runs, r.echo] : r.runs;
   const agent =
-    r.mode === 'conversation'
-      ? 'conversation agent: Deepgram and OpenAI fakes (zero delay) in their own child process, Piper on the test voice in the media workers, every other reply talked over 500 ms in'
-      : 'echo agent';
+    r.mode === 'conversation' && first?.profile === 'cloud'
+      ? `conversation agent, provider profile \`cloud\` (see "Provider profiles"): Deepgram, OpenAI and ElevenLabs fakes with cloud latencies in their own child process, every other reply talked over 500 ms in${first.turn ? `, turnDetection ${first.turn}` : ''}`
+      : r.mode === 'conversation'
+        ? `conversation agent: Deepgram and OpenAI fakes (zero delay) in their own child process, Piper on the test voice in the media workers, every other reply talked over 500 ms in${first?.turn ? `, turnDetection ${first.turn}` : ''}`
+        : 'echo agent';
   const extras = extraLines(r);
   const warned = warnings(all);
   return [

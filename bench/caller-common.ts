@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { isVoiced } from '../src/media/audio/speech-level.js';
 import { TwilioStreamClient, type StreamClientEvent } from '../src/simulator/twilio-stream-client.js';
 
 /** Bytes of one 20 ms mu-law frame at 8 kHz. */
@@ -25,7 +26,10 @@ export const GAP_MS = 60;
 
 const FIXTURES = fileURLToPath(new URL('../test/fixtures/audio/', import.meta.url));
 
-/** One thing a caller says: 20 ms frames, and which of them hold speech (from the fixture manifest). */
+/**
+ * One thing a caller says: 20 ms frames, and the first and last of them with voice by the level rule the
+ * server and the simulator use (`isVoiced`): the caller's wait is measured from the last one sent.
+ */
 export interface Utterance {
   name: string;
   /** What the fixture says (the fake STT's transcript of it). */
@@ -63,13 +67,10 @@ export function loadUtterances(): Utterance[] {
     if (!speech) throw new Error(`${file} has no speech segment ${segment} in fixtures.json`);
     const from = (fromMs / FRAME_MS) * FRAME_BYTES;
     const to = Math.min(audio.length, (toMs / FRAME_MS) * FRAME_BYTES);
-    return {
-      name: `${file}#${segment + 1}`,
-      text: speech.text,
-      frames: framesOf(audio.subarray(from, to)),
-      firstSpeech: Math.floor((speech.startMs - fromMs) / FRAME_MS),
-      lastSpeech: Math.ceil((speech.endMs - fromMs) / FRAME_MS) - 1,
-    };
+    const frames = framesOf(audio.subarray(from, to));
+    const voiced = frames.flatMap((f, i) => (isVoiced(f) ? [i] : []));
+    if (voiced.length === 0) throw new Error(`${file} has no voiced frame between ${fromMs} and ${toMs} ms`);
+    return { name: `${file}#${segment + 1}`, text: speech.text, frames, firstSpeech: voiced[0]!, lastSpeech: voiced.at(-1)! };
   };
   // The cut sits at a frame boundary inside the pause between the two sentences (2488 -> 3688 ms).
   return [clip('two-utterances.ulaw', 0, 0, 3080), clip('two-utterances.ulaw', 1, 3080, Infinity)];

@@ -1,12 +1,15 @@
 // The fake speech-to-text (Deepgram) and LLM (OpenAI) servers of the call benchmark's conversation mode, in
 // a child process of the server's (bench/call-bench.ts forks it): the fake Deepgram decodes and segments
 // every call's audio, which at 100 calls is real work that must not count as the server's CPU or delay its
-// event loop. Both answer with zero added delay; the server subtracts their time anyway (provider time).
+// event loop. They answer with the latencies of the provider profile named by the first argument
+// (bench/provider-profile.ts; `zero`: no added delay); the `cloud` profile adds a fake ElevenLabs voice.
 import { performance } from 'node:perf_hooks';
 import { startFakeDeepgram } from '../test/fakes/deepgram.js';
+import { startFakeElevenLabs, type FakeElevenLabs } from '../test/fakes/elevenlabs.js';
 import { startFakeOpenAi, type FakeOpenAiRequest } from '../test/fakes/openai.js';
 import { loadUtterances } from './caller-common.js';
 import { FAKE_KEYS, type FromFakes, type ToFakes } from './call-protocol.js';
+import { LatencyDraw, parseProfile } from './provider-profile.js';
 
 /** Two short sentences each (about 2.5 s with the test Piper voice), so a reply is long enough to talk over. */
 const REPLIES = [
@@ -27,11 +30,23 @@ function lastUserText(request: FakeOpenAiRequest): string {
 async function main(): Promise<void> {
   // The fake "hears" what the fixture says; which of the two it reports does not change the timing.
   const transcripts = loadUtterances().map((u) => u.text);
-  const deepgram = await startFakeDeepgram({ apiKey: FAKE_KEYS.deepgram, transcripts, finalDelayMs: 0 });
+  const profile = parseProfile(process.argv[2]);
+  const draw = new LatencyDraw();
+  const deepgram = await startFakeDeepgram({
+    apiKey: FAKE_KEYS.deepgram,
+    transcripts,
+    // A final never comes before the fake's own endpoint; after it, only what is left of the provider's delay.
+    finalDelayMs: (f) => (f.fromFinalize ? draw.ms(profile.sttFinalizeMs) : Math.max(0, draw.ms(profile.sttFinalAfterSpeechMs) - f.afterSpeechMs)),
+  });
   const openai = await startFakeOpenAi({
     apiKey: FAKE_KEYS.openai,
-    respond: (request) => ({ text: lastUserText(request).includes('table') ? REPLIES[0]! : REPLIES[1]! }),
+    respond: (request) => ({
+      text: lastUserText(request).includes('table') ? REPLIES[0]! : REPLIES[1]!,
+      firstTokenDelayMs: draw.ms(profile.llmFirstTokenMs),
+      tokenDelayMs: draw.ms(profile.llmTokenMs),
+    }),
   });
+  const elevenlabs: FakeElevenLabs | null = profile.tts === 'elevenlabs' ? await startFakeElevenLabs({ apiKey: FAKE_KEYS.elevenlabs, firstByteDelayMs: () => draw.ms(profile.ttsFirstByteMs) }) : null;
   let cpuStart = process.cpuUsage();
   let wallStart = performance.now();
   let requestsStart = 0;
@@ -59,7 +74,7 @@ async function main(): Promise<void> {
         break;
       }
       case 'close':
-        void Promise.allSettled([deepgram.close(), openai.close()]).then(() => process.exit(0));
+        void Promise.allSettled([deepgram.close(), openai.close(), elevenlabs?.close()]).then(() => process.exit(0));
         break;
       default: {
         const never: never = m;
@@ -67,7 +82,7 @@ async function main(): Promise<void> {
       }
     }
   });
-  send({ kind: 'ready', deepgramUrl: deepgram.url, openaiBaseUrl: openai.baseUrl });
+  send({ kind: 'ready', deepgramUrl: deepgram.url, openaiBaseUrl: openai.baseUrl, elevenlabsUrl: elevenlabs?.url ?? null });
 }
 
 main().catch((err: unknown) => {

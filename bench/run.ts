@@ -1,7 +1,9 @@
 // `npm run bench`: the call benchmark (default), or the HTTP API benchmark with --api. See BENCHMARKS.md.
 //   calls: [--echo] (echo agents instead of conversation agents) [--calls N] (one level; default the sweep
 //          1, 10, 50, 100) [--duration S] (default 20) [--workers N] (media worker threads; default
-//          cores - 1) [--stagger MS] (callers start over this window; default 5000, echo 1000) [--json] [--write]
+//          cores - 1) [--stagger MS] (callers start over this window; default 5000, echo 1000)
+//          [--profile zero|cloud] (the fake providers' latencies; default zero, see BENCHMARKS.md)
+//          [--turn fixed|adaptive] (the agent's turnDetection.mode; default: the agent's default) [--json] [--write]
 //          A conversation run also runs a short echo level (--calls N, else 50 calls), Piper's RTF and the
 //          ElevenLabs SDK check.
 //   API:   --api [--rate N] (default 500 req/s) [--duration S] (default 10) [--json] [--write]
@@ -10,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runApiBench } from './api-bench.js';
 import type { Backends } from './api-server.js';
-import { runCallLevel, type CallLevelOptions, type CallRun } from './call-bench.js';
+import { runCallLevel, type CallLevelOptions, type CallRun, type TurnMode } from './call-bench.js';
+import { parseProfile, type ProviderProfile } from './provider-profile.js';
 import type { CallMode } from './call-protocol.js';
 import { CALL_BUDGETS, callJson, callMarkdownSection, callSectionKey, humanCallReport, type CallReport } from './call-report.js';
 import { measureElevenLabsSdkOverhead, type ElevenLabsSdkOverhead } from './elevenlabs-sdk-bench.js';
@@ -35,7 +38,18 @@ const log = (msg: string): void => {
 
 type Options =
   | { mode: 'api'; rate: number; durationS: number; json: boolean; write: boolean }
-  | { mode: 'calls'; agents: CallMode; calls: number | null; workers: number | undefined; durationS: number; staggerMs: number | undefined; json: boolean; write: boolean };
+  | {
+      mode: 'calls';
+      agents: CallMode;
+      calls: number | null;
+      workers: number | undefined;
+      durationS: number;
+      staggerMs: number | undefined;
+      profile: ProviderProfile;
+      turn: TurnMode | undefined;
+      json: boolean;
+      write: boolean;
+    };
 
 function positive(name: string, raw: string | undefined, fallback: number, integer = false): number {
   if (raw === undefined) return fallback;
@@ -55,6 +69,8 @@ function parseOptions(args: string[]): Options {
       workers: { type: 'string' },
       stagger: { type: 'string' },
       duration: { type: 'string' },
+      profile: { type: 'string' },
+      turn: { type: 'string' },
       json: { type: 'boolean' },
       write: { type: 'boolean' },
     },
@@ -63,12 +79,14 @@ function parseOptions(args: string[]): Options {
   const json = values.json ?? false;
   const write = values.write ?? false;
   if (values.api) {
-    if (values.calls !== undefined || values.workers !== undefined || values.stagger !== undefined || values.echo) {
-      throw new Error('--calls, --workers, --stagger and --echo belong to the call benchmark, not --api');
+    if (values.calls !== undefined || values.workers !== undefined || values.stagger !== undefined || values.echo || values.profile !== undefined || values.turn !== undefined) {
+      throw new Error('--calls, --workers, --stagger, --echo, --profile and --turn belong to the call benchmark, not --api');
     }
     return { mode: 'api', rate: positive('rate', values.rate, 500), durationS: positive('duration', values.duration, 10), json, write };
   }
   if (values.rate !== undefined) throw new Error('--rate belongs to the API benchmark: npm run bench -- --api --rate N');
+  if (values.echo && (values.profile !== undefined || values.turn !== undefined)) throw new Error('--profile and --turn set up conversation agents; echo agents have no providers and no turns');
+  if (values.turn !== undefined && values.turn !== 'fixed' && values.turn !== 'adaptive') throw new Error(`--turn must be fixed or adaptive, got "${values.turn}"`);
   return {
     mode: 'calls',
     agents: values.echo ? 'echo' : 'conversation',
@@ -76,6 +94,8 @@ function parseOptions(args: string[]): Options {
     workers: values.workers === undefined ? undefined : positive('workers', values.workers, 1, true),
     durationS: positive('duration', values.duration, 20),
     staggerMs: values.stagger === undefined ? undefined : positive('stagger', values.stagger, 1, true),
+    profile: parseProfile(values.profile),
+    turn: values.turn as TurnMode | undefined,
     json,
     write,
   };
@@ -134,8 +154,9 @@ function summary(r: CallRun): string {
     return `${r.calls} echo calls: echo overhead p50/p95/p99 ${o.p50}/${o.p95}/${o.p99} ms (${o.samples} samples), ${common}, dropped ${r.frames.dropped}`;
   }
   const o = r.overheadMs;
+  const w = r.callerWaitMs;
   return (
-    `${r.calls} calls: overhead p50/p95/p99 ${o.p50}/${o.p95}/${o.p99} ms (${o.samples} turns), barge-in p95 ${r.bargeInMs.p95} ms (${r.bargeInMs.samples}), ` +
+    `${r.calls} calls (profile ${r.profile}${r.turn ? `, turn ${r.turn}` : ''}): caller wait p50/p95 ${w.p50}/${w.p95} ms (${w.samples}; server ${r.callerWaitServerMs.p50}/${r.callerWaitServerMs.p95}), overhead p50/p95/p99 ${o.p50}/${o.p95}/${o.p99} ms (${o.samples} turns), barge-in p95 ${r.bargeInMs.p95} ms (${r.bargeInMs.samples}), ` +
     `${common}, Piper RTF in calls ${r.tts.rtf}, missed ${r.replies.missed}`
   );
 }
@@ -145,7 +166,7 @@ async function runCalls(opts: Extract<Options, { mode: 'calls' }>, command: stri
   const conversation = opts.agents === 'conversation';
   const staggerMs = opts.staggerMs ?? STAGGER_MS[opts.agents];
   log(
-    `call benchmark, ${conversation ? 'conversation agents (fake Deepgram and OpenAI, Piper test voice)' : 'echo mode'}: ` +
+    `call benchmark, ${conversation ? (opts.profile.tts === 'elevenlabs' ? `conversation agents (fake Deepgram, OpenAI and ElevenLabs, profile ${opts.profile.name})` : `conversation agents (fake Deepgram and OpenAI, Piper test voice, profile ${opts.profile.name})`) : 'echo mode'}: ` +
       `${levels.join(', ')} concurrent calls started over ${staggerMs} ms, then ${opts.durationS} s measured each (${databaseUrl ? 'PostgreSQL' : 'PGlite'}, ${redisUrl ? 'Redis' : 'no Redis'})`,
   );
   const common = { workers: opts.workers, databaseUrl, redisUrl, signal };
@@ -153,7 +174,7 @@ async function runCalls(opts: Extract<Options, { mode: 'calls' }>, command: stri
   let backends: Backends | null = null;
   for (const calls of levels) {
     if (signal.aborted) break;
-    const level = await runLevel({ ...common, mode: opts.agents, calls, durationS: opts.durationS, staggerMs });
+    const level = await runLevel({ ...common, mode: opts.agents, profile: opts.profile, turn: opts.turn, calls, durationS: opts.durationS, staggerMs });
     backends ??= level.backends;
     runs.push(level.run);
     log(summary(level.run));

@@ -48,14 +48,17 @@ export const Call = Type.Object({
 
 const Latency = Type.Object(
   {
-    sttFinalMs: Type.Optional(Type.Number()),
+    callerWaitMs: Type.Optional(Type.Number({ description: "caller's last voiced frame received -> first answer frame sent: endOfTurnMs + llmFirstTokenMs + firstChunkMs + ttsFirstByteMs + overheadMs" })),
+    endOfTurnMs: Type.Optional(Type.Number({ description: "caller's last voiced frame -> turn confirmed (VAD silence and STT final wait)" })),
+    sttFinalMs: Type.Optional(Type.Number({ description: 'VAD end of speech -> STT final (part of endOfTurnMs)' })),
     llmFirstTokenMs: Type.Optional(Type.Number()),
     llmFirstSentenceMs: Type.Optional(Type.Number()),
+    firstChunkMs: Type.Optional(Type.Number({ description: 'LLM first token -> first speakable chunk' })),
     ttsFirstByteMs: Type.Optional(Type.Number()),
-    firstFrameOutMs: Type.Optional(Type.Number()),
-    overheadMs: Type.Optional(Type.Number()),
+    firstFrameOutMs: Type.Optional(Type.Number({ description: 'VAD end of speech -> first answer frame sent' })),
+    overheadMs: Type.Optional(Type.Number({ description: 'our own code: turn confirmed -> first frame sent, minus LLM and TTS time' })),
   },
-  { description: 'ms: end of caller speech -> STT final, LLM first token and first sentence, TTS first byte, first frame out; overhead = our own part' },
+  { description: 'ms: what the caller waited for the answer and its parts (end-of-turn wait, STT final, LLM first token, first chunk, TTS first byte, our overhead)' },
 );
 
 /** One turn of the transcript. */

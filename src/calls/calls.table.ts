@@ -133,17 +133,31 @@ export const streamTokens = pgTable(
 
 /** Latency parts of one assistant turn, in ms; provider parts are separated from our own overhead. */
 export interface TurnLatency {
-  /** Caller's end of speech (VAD) to the STT's final transcript (0 when the final came first). */
+  /**
+   * What the caller waited: their last voiced frame (stream audio above -35 dBFS, the simulator's level rule)
+   * arriving here -> the first frame of the answer sent. It is the sum of `endOfTurnMs`, `llmFirstTokenMs`,
+   * `firstChunkMs`, `ttsFirstByteMs` and `overheadMs`.
+   */
+  callerWaitMs?: number;
+  /** Caller's last voiced frame to the turn confirmed (VAD silence, then the STT final): the end-of-turn wait. */
+  endOfTurnMs?: number;
+  /** Caller's end of speech (VAD) to the STT's final transcript (0 when the final came first); part of `endOfTurnMs`. */
   sttFinalMs?: number;
   /** LLM request to its first token. */
   llmFirstTokenMs?: number;
   /** LLM request to the first complete sentence (what TTS can start on). */
   llmFirstSentenceMs?: number;
+  /** LLM first token to the first speakable chunk (`llmFirstSentenceMs - llmFirstTokenMs`). */
+  firstChunkMs?: number;
   /** First sentence handed to TTS to its first audio byte. */
   ttsFirstByteMs?: number;
   /** Caller's end of speech to the first outbound audio frame. */
   firstFrameOutMs?: number;
-  /** firstFrameOutMs minus the provider parts: the time spent in our own code. */
+  /**
+   * The time spent in our own code: from the turn confirmed to the first frame out, minus LLM time to the first
+   * chunk and TTS time to the first byte (before the turn's confirmation time was kept: firstFrameOutMs minus
+   * the provider parts).
+   */
   overheadMs?: number;
 }
 

@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { idPattern } from '../shared/ids.js';
 import { loadScript, parseDuration, readScriptFile, scriptFromFlags, ScriptError, SCRIPT_FLAGS, type Script } from '../simulator/script.js';
 import { runSimulation, SimulationError, type SimulationProgress, type SimulationReport, type TurnReport } from '../simulator/simulate.js';
+import { fetchServerAnswers, formatServerAnswers } from '../simulator/server-latency.js';
 import { reachableStreamUrl, startTestCall, TestCallError } from '../simulator/test-call.js';
 import { mulawToWav } from '../simulator/wav.js';
 import { CommandError, UsageError } from './args.js';
@@ -124,9 +125,14 @@ export async function runSimulate(args: string[]): Promise<void> {
     await writeFile(opts.record.resolved, mulawToWav(report.agentAudio));
     recording = { path: opts.record.given, durationMs: (report.agentAudio.length / 8000) * 1000 };
   }
+  // Where the caller's wait went, as the server recorded it (answers of a conversation agent; none for echo).
+  const serverAnswers = await fetchServerAnswers(opts.url, opts.apiKey, call.callId);
   const { agentAudio: _audio, ...rest } = report;
-  if (opts.json) process.stdout.write(`${JSON.stringify({ callId: call.callId, agentId: opts.agentId, streamUrl: stream.url, ...rest, recording }, null, 2)}\n`);
-  else process.stdout.write(formatReport(call.callId, report, recording));
+  if (opts.json) process.stdout.write(`${JSON.stringify({ callId: call.callId, agentId: opts.agentId, streamUrl: stream.url, ...rest, recording, serverAnswers }, null, 2)}\n`);
+  else {
+    process.stdout.write(formatReport(call.callId, report, recording));
+    if (serverAnswers?.length) process.stdout.write(`the server's view of each answer (ms):\n${formatServerAnswers(serverAnswers).join('\n')}\n`);
+  }
   if (report.ended.abnormal) process.exitCode = 1;
 }
 
@@ -227,7 +233,8 @@ function describeOutcome(t: TurnReport): string {
 
 /** The per-turn table and totals for stdout. */
 export function formatReport(callId: string, report: SimulationReport, recording: { path: string; durationMs: number } | null): string {
-  const rows: string[][] = [['turn', 'caller said', 'speech ended', 'reply after', 'reply', 'played', 'marks', 'outcome']];
+  // `caller wait`: the caller's last voiced frame sent -> the reply's first frame; `reply after` also times greetings and keys.
+  const rows: string[][] = [['turn', 'caller said', 'speech ended', 'caller wait', 'reply after', 'reply', 'played', 'marks', 'outcome']];
   for (const t of report.turns) {
     const r = t.reply;
     const c = t.caller;
@@ -240,6 +247,7 @@ export function formatReport(callId: string, report: SimulationReport, recording
       String(t.turn),
       said,
       t.caller?.speechEndedAtMs != null ? seconds(t.caller.speechEndedAtMs) : '-',
+      r?.callerWaitMs != null ? `${r.callerWaitMs} ms` : '-',
       r?.latencyMs != null ? `${r.latencyMs} ms` : '-',
       r ? seconds(r.receivedMs) : '-',
       r ? seconds(r.playedMs) : '-',
@@ -249,7 +257,7 @@ export function formatReport(callId: string, report: SimulationReport, recording
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
   // Text columns left-aligned, numbers right-aligned.
-  const table = rows.map((row) => row.map((cell, c) => (c === 1 || c === 7 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ').trimEnd()).join('\n');
+  const table = rows.map((row) => row.map((cell, c) => (c === 1 || c === 8 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ').trimEnd()).join('\n');
   const e = report.ended;
   const close = `${e.code}${e.reason ? ` ${e.reason}` : ''}`;
   const ended = e.by === 'caller' ? `hung up by the simulator (${e.code === 0 ? e.reason : `server closed ${close}`})` : e.by === 'server' ? `ended by the server (${close}) before the script finished` : 'interrupted';

@@ -3,7 +3,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import { decodeMulawSample } from '../media/audio/mulaw.js';
+import { isVoiced } from '../media/audio/speech-level.js';
 import { AudioFileError, readCallerAudio, type CallerAudio } from './wav.js';
 
 /** A script that cannot run as written; the message says which step and why. */
@@ -50,8 +50,6 @@ export interface Script {
 
 /** Longest pause or barge-in offset a script may ask for. */
 const MAX_MS = 10 * 60_000;
-/** A 20 ms frame louder than this (RMS) counts as speech when finding where the speech in a file starts and ends. */
-const SPEECH_DBFS = -35;
 
 /**
  * Parses a duration: whole milliseconds (`800`, `800ms`) or seconds (`1.5s`). `what` names the option in
@@ -167,16 +165,15 @@ export interface SpeechSpan {
 /** Quiet that separates two utterances in one file (pauses between words are shorter). */
 export const UTTERANCE_GAP_MS = 400;
 
-/** Where the speech in 8 kHz mu-law audio is: 20 ms frames louder than -35 dBFS, or null for a silent file. */
+/**
+ * Where the speech in 8 kHz mu-law audio is: 20 ms frames with voice by the shared level rule
+ * (`isVoiced`, -35 dBFS), or null for a silent file.
+ */
 export function speechSpan(mulaw: Uint8Array): SpeechSpan | null {
-  const threshold = 32768 * 10 ** (SPEECH_DBFS / 20);
   const utterances: Array<{ startMs: number; endMs: number }> = [];
   const durationMs = (mulaw.length / 8000) * 1000;
   for (let i = 0, f = 0; i < mulaw.length; i += 160, f++) {
-    const n = Math.min(160, mulaw.length - i);
-    let sum = 0;
-    for (let j = 0; j < n; j++) sum += decodeMulawSample(mulaw[i + j]!) ** 2;
-    if (Math.sqrt(sum / n) <= threshold) continue;
+    if (!isVoiced(mulaw, i, Math.min(i + 160, mulaw.length))) continue;
     const startMs = f * 20;
     const endMs = Math.min(startMs + 20, durationMs);
     const last = utterances.at(-1);

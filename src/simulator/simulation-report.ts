@@ -62,6 +62,12 @@ export interface TurnReport {
      * the last key pressed, or the stream's start for a greeting; null for speech nothing prompted.
      */
     latencyMs: number | null;
+    /**
+     * What the caller waited: the first reply frame's arrival minus the sending of the caller's last voiced
+     * frame before it (the level rule of `isVoiced`, as the server measures it). Null for a turn the agent
+     * started, or a file with no voice in it.
+     */
+    callerWaitMs: number | null;
     lastFrameAtMs: number;
     /** Audio the agent sent for this turn, and how much of it played before any `clear`. */
     receivedMs: number;
@@ -187,12 +193,16 @@ export function turnReport(t: Turn, turns: readonly Turn[], ended: SimulationRep
         }
       : null;
   const clearedBy = turns.find((o) => o.bargeInto === t) ?? null;
+  // For speech, the reply's reference is the caller's last voiced frame sent before the reply began.
+  const reference = replyReference(t, turns);
+  const voicedReference = span !== null && t.firstFrameAt !== null && reference !== null && reference <= t.firstFrameAt ? reference : null;
   const reply: TurnReport['reply'] =
     t.firstFrameAt === null
       ? null
       : {
           firstFrameAtMs: round(t.firstFrameAt),
-          latencyMs: replyReference(t, turns) === null ? null : round(t.firstFrameAt - replyReference(t, turns)!),
+          latencyMs: reference === null ? null : round(t.firstFrameAt - reference),
+          callerWaitMs: voicedReference === null ? null : round(t.firstFrameAt - voicedReference),
           lastFrameAtMs: round(t.lastFrameAt),
           receivedMs: t.framesReceived * FRAME_MS,
           playedMs: t.framesPlayed * FRAME_MS,

@@ -34,10 +34,13 @@ export class CallLatencies {
   readonly turnOverheadMs = new LatencyReservoir();
   /** Caller's end of speech -> first agent frame sent, providers included. */
   readonly turnResponseMs = new LatencyReservoir();
+  /** Caller's last voiced frame received -> first agent frame sent: what the caller waited. */
+  readonly callerWaitMs = new LatencyReservoir();
   private readonly echoHist: Histogram;
   private readonly bargeHist: Histogram;
   private readonly overheadHist: Histogram;
   private readonly responseHist: Histogram;
+  private readonly callerWaitHist: Histogram;
   /** Live calls on this node. */
   readonly liveCalls: Gauge;
   /** LLM requests started on a caller's pause, by outcome: answered from (used) or thrown away (discarded). */
@@ -55,6 +58,12 @@ export class CallLatencies {
       buckets: [0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5],
       registers: [registry],
     });
+    this.callerWaitHist = new Histogram({
+      name: 'vocelio_caller_wait_seconds',
+      help: "caller's last voiced frame received to first agent frame sent",
+      buckets: [0.25, 0.4, 0.5, 0.65, 0.8, 0.9, 1, 1.25, 1.5, 2, 3, 5],
+      registers: [registry],
+    });
     this.liveCalls = new Gauge({ name: 'vocelio_live_calls', help: 'calls whose media socket this node holds', registers: [registry] });
     this.preemptionCounter = new Counter({ name: 'vocelio_llm_preemptions_total', help: 'LLM requests started before the caller\'s turn was confirmed, by outcome', labelNames: ['outcome'], registers: [registry] });
   }
@@ -70,8 +79,15 @@ export class CallLatencies {
     this.echoHist.observe(ms / 1000);
   }
 
-  /** One answered caller turn: total response time and the part that was our own code. */
-  turn(responseMs: number, overheadMs: number): void {
+  /**
+   * One answered caller turn: total response time, the part that was our own code, and what the caller waited
+   * (null when the caller's last voiced frame is unknown).
+   */
+  turn(responseMs: number, overheadMs: number, callerWaitMs: number | null = null): void {
+    if (callerWaitMs !== null) {
+      this.callerWaitMs.add(callerWaitMs);
+      this.callerWaitHist.observe(callerWaitMs / 1000);
+    }
     this.turnResponseMs.add(responseMs);
     this.responseHist.observe(responseMs / 1000);
     this.turnOverheadMs.add(overheadMs);

@@ -55,9 +55,10 @@ describe('vocelio simulate against vocelio serve', () => {
     const wav = join(dir, 'agent.wav');
     const run = await simulate(['--url', url, '--key', apiKey, '--agent', agentId, '--say', HELLO, '--record', wav, '--json']);
     expect(run.code).toBe(0);
-    const report = JSON.parse(run.stdout) as { turns: Array<{ outcome: string; reply: { latencyMs: number; playedMs: number } | null }>; ended: { abnormal: boolean }; recording: { durationMs: number } };
+    const report = JSON.parse(run.stdout) as { turns: Array<{ outcome: string; reply: { latencyMs: number; callerWaitMs: number | null; playedMs: number } | null }>; ended: { abnormal: boolean }; recording: { durationMs: number } };
     expect(report.turns).toHaveLength(1);
     expect(report.turns[0]).toMatchObject({ outcome: 'replied' });
+    expect(report.turns[0]!.reply!.callerWaitMs).toBeGreaterThan(300);
     expect(report.turns[0]!.reply!.playedMs).toBeGreaterThan(3000);
     expect(report.ended.abnormal).toBe(false);
     const written = parseWav(readFileSync(wav));
@@ -72,7 +73,7 @@ describe('vocelio simulate against vocelio serve', () => {
   it('prints a per-turn table on stdout without --json', async () => {
     const run = await simulate(['--url', url, '--agent', agentId, '--dtmf', '1', '--pause', '100'], { VOCELIO_API_KEY: apiKey });
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/^turn +caller said +speech ended +reply after +reply +played +marks +outcome$/m);
+    expect(run.stdout).toMatch(/^turn +caller said +speech ended +caller wait +reply after +reply +played +marks +outcome$/m);
     expect(run.stdout).toMatch(/hung up by the simulator \(server closed 1000 stream_stopped\)/);
     expect(run.stdout).toContain('DTMF keys 1');
   }, 30_000);

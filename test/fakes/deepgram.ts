@@ -12,16 +12,13 @@ import { createServer, STATUS_CODES, type IncomingMessage, type Server } from 'n
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { decodeMulawSample } from '../../src/media/audio/mulaw.js';
+// Speech is a 20 ms frame above -35 dBFS, the level rule the simulator and the engine use too. The noise
+// fixture (white noise, -39 dBFS RMS) peaks at -38 dBFS per frame; espeak's quieter consonants fall inside hangover.
+import { isVoiced } from '../../src/media/audio/speech-level.js';
 
 const SAMPLE_RATE = 8000;
 const FRAME_BYTES = 160;
 const FRAME_SECONDS = FRAME_BYTES / SAMPLE_RATE;
-/**
- * Speech when a 20 ms frame's RMS is above -35 dBFS. The noise fixture (white noise, -39 dBFS RMS) peaks at
- * -38 dBFS per frame; espeak speech sits at -15..-30 dBFS, and its quieter consonants fall inside hangover.
- */
-const SPEECH_RMS = 32768 * 10 ** (-35 / 20);
 /** Audio seconds between interim results while someone speaks (Deepgram sends them about this often). */
 const INTERIM_INTERVAL_S = 0.5;
 /** How fast interim results reveal the scripted words (espeak fixtures speak at about 4 words a second). */
@@ -42,14 +39,24 @@ export interface FakeDeepgramOptions {
   apiKey?: string;
   /** What each successive utterance "said" (cycled when an array); the index counts across connections. */
   transcripts?: readonly string[] | ((utteranceIndex: number) => string);
-  /** Extra wall-clock delay before every final `Results`, as provider latency (default 0). */
-  finalDelayMs?: number;
+  /**
+   * Extra wall-clock delay before every final `Results`, as provider latency (default 0); a function is asked
+   * per final, with whether a `Finalize` asked for it and how much audio has passed since its last speech.
+   */
+  finalDelayMs?: number | ((final: FinalTiming) => number);
   /** Refuse the next `count` upgrades with this HTTP status and a Deepgram-style error body. */
   rejectConnections?: { count: number; status: number };
   /** Close each connection with 1011 this many wall-clock ms after it opens. */
   closeAfterMs?: number;
   /** Close a connection with 1011 (NET-0001) after this long without audio or a text message (default 10000). */
   idleTimeoutMs?: number;
+}
+
+/** What a `finalDelayMs` function is told about the final it delays. */
+export interface FinalTiming {
+  fromFinalize: boolean;
+  /** Audio ms between the end of the utterance's last speech and now (0 for an empty final). */
+  afterSpeechMs: number;
 }
 
 /** One accepted WebSocket connection, as the fake saw it. */
@@ -151,7 +158,7 @@ export async function startFakeDeepgram(initial: FakeDeepgramOptions = {}): Prom
       if (typeof transcripts === 'function') return transcripts(index);
       return transcripts.length === 0 ? '' : transcripts[index % transcripts.length]!;
     },
-    finalDelayMs: () => options.finalDelayMs ?? 0,
+    finalDelayMs: (final) => (typeof options.finalDelayMs === 'function' ? options.finalDelayMs(final) : (options.finalDelayMs ?? 0)),
   };
 
   const wss = new WebSocketServer({
@@ -246,7 +253,7 @@ function authenticate(req: IncomingMessage, apiKey: string): 'header' | 'subprot
 /** What connections share: the utterance script and the latency setting. */
 interface Script {
   nextTranscript(): string;
-  finalDelayMs(): number;
+  finalDelayMs(final: FinalTiming): number;
 }
 
 /** The utterance in progress: `speaking` until endpointing, or `finalized` by a Finalize mid-speech. */
@@ -361,7 +368,7 @@ class ConnectionState implements FakeDeepgramConnection {
     }
     let offset = 0;
     for (; offset + FRAME_BYTES <= audio.length; offset += FRAME_BYTES) {
-      this.frame(rms(audio.subarray(offset, offset + FRAME_BYTES)) > SPEECH_RMS);
+      this.frame(isVoiced(audio, offset, offset + FRAME_BYTES));
     }
     this.carry = audio.slice(offset);
   }
@@ -409,13 +416,13 @@ class ConnectionState implements FakeDeepgramConnection {
     const message = this.results(u.tokens, u.start, u.lastSpeechEnd, this.uncoveredFrom, this.now, true, speechFinal, fromFinalize);
     this.uncoveredFrom = this.now;
     if (u.tokens.length > 0) this.owedUtteranceEnd = u.lastSpeechEnd;
-    this.send(message, this.script.finalDelayMs());
+    this.send(message, this.script.finalDelayMs({ fromFinalize, afterSpeechMs: Math.max(0, (this.now - u.lastSpeechEnd) * 1000) }));
   }
 
   private sendEmptyFinal(speechFinal: boolean, fromFinalize: boolean): void {
     const message = this.results([], 0, 0, this.uncoveredFrom, this.now, true, speechFinal, fromFinalize);
     this.uncoveredFrom = this.now;
-    this.send(message, this.script.finalDelayMs());
+    this.send(message, this.script.finalDelayMs({ fromFinalize, afterSpeechMs: 0 }));
   }
 
   private finalize(): void {
@@ -498,16 +505,6 @@ class ConnectionState implements FakeDeepgramConnection {
 function toBytes(data: RawData): Uint8Array {
   if (Array.isArray(data)) return Buffer.concat(data);
   return data instanceof ArrayBuffer ? new Uint8Array(data) : data;
-}
-
-/** RMS of one frame of mu-law, in PCM16 units. */
-function rms(frame: Uint8Array): number {
-  let sum = 0;
-  for (const code of frame) {
-    const sample = decodeMulawSample(code);
-    sum += sample * sample;
-  }
-  return Math.sqrt(sum / frame.length);
 }
 
 /** A word without punctuation, lower-cased, as Deepgram's `word` field has it. */

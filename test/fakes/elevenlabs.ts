@@ -33,8 +33,8 @@ export interface FakeElevenLabsOptions {
   apiKey?: string;
   /** Known voice ids; any other gets 404 `voice_not_found`. Omitted: every voice id exists. */
   voices?: readonly string[];
-  /** Delay before the response headers and first audio chunk (default 0). */
-  firstByteDelayMs?: number;
+  /** Delay before the response headers and first audio chunk (default 0); a function is asked per request. */
+  firstByteDelayMs?: number | (() => number);
   /** Delay between audio chunks (default 0). */
   chunkDelayMs?: number;
   /** Answer the next `times` requests (every request when omitted) with this status and an ElevenLabs-style body. */
@@ -177,7 +177,8 @@ export async function startFakeElevenLabs(initial: FakeElevenLabsOptions = {}): 
       gone = true;
       if (!res.writableFinished && !serverKilled) aborted++;
     });
-    if (options.firstByteDelayMs) await sleep(options.firstByteDelayMs);
+    const firstByteMs = typeof options.firstByteDelayMs === 'function' ? options.firstByteDelayMs() : options.firstByteDelayMs;
+    if (firstByteMs) await sleep(firstByteMs);
     if (gone) return;
     res.writeHead(200, { 'content-type': timestamps ? 'application/json' : 'audio/basic', 'transfer-encoding': 'chunked' });
     const audio = fakeAudio(text);

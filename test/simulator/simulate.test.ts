@@ -85,6 +85,13 @@ describe('the call simulator against the real media path and an echo agent', () 
       }
     });
 
+    it('reports what the caller waited per turn: its last voiced frame sent -> the reply\'s first frame', () => {
+      for (const turn of report.turns) {
+        expect(Math.abs(turn.reply!.callerWaitMs! - (turn.reply!.firstFrameAtMs - turn.caller!.speechEndedAtMs!))).toBeLessThanOrEqual(1);
+        expect(turn.reply!.callerWaitMs).toBeGreaterThan(300);
+      }
+    });
+
     it('gets every mark echoed once its reply has played', () => {
       for (const turn of report.turns) expect(turn.reply).toMatchObject({ marksSent: 1, marksEchoed: 1, cleared: null });
       expect(report.totals).toMatchObject({ marksReceived: 2, marksEchoed: 2, clears: 0 });

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encode, encodeChat } from 'gpt-tokenizer/encoding/o200k_base';
+import { speechSpan } from '../../src/simulator/script.js';
+import { fetchServerAnswers } from '../../src/simulator/server-latency.js';
 import { fixture, lastUserText, mediaFrames, startConversationRig, type ConversationRig } from './conversation-helpers.js';
 import { SentenceChunker } from '../../src/agents/conversation/sentence-chunker.js';
 
@@ -62,6 +64,49 @@ describe('a conversation with an agent, end to end', () => {
       'user: What time do you open on Monday?',
       'assistant: We open at nine in the morning.',
     ]);
+    client.stop();
+    await client.closed;
+  }, 30_000);
+
+  it('records what the caller waited, from their last voiced frame to the first answer frame, as parts that add up to it', async () => {
+    rig.openai.setRespond(() => ({ text: 'We open at nine, on Mondays too.', firstTokenDelayMs: 150, tokenDelayMs: 10 }));
+    const agentId = await rig.createAgent({});
+    const { call, client } = await rig.dial(agentId);
+    // One sentence, then silence: the caller's last voiced frame is where the level rule says its speech ends.
+    const sentence = fixture('two-utterances.ulaw').subarray(0, 3600 * 8);
+    const lastVoicedEndMs = speechSpan(sentence)!.endMs;
+    const before = mediaFrames(client).length;
+    const spokeAt = client.now();
+    await client.speak(sentence);
+    await client.waitFor((m) => m.event === 'mark', 8000);
+    const firstFrameAt = mediaFrames(client)[before]!.at;
+
+    const turns = await rig.waitForTurns(call.id, (ts) => ts.some((x) => x.role === 'assistant' && x.endedAt !== null));
+    const l = turns.find((x) => x.role === 'assistant')!.latency!;
+    const parts = l.endOfTurnMs! + l.llmFirstTokenMs! + l.firstChunkMs! + l.ttsFirstByteMs! + l.overheadMs!;
+    expect(Math.abs(parts - l.callerWaitMs!)).toBeLessThanOrEqual(3);
+    // The wait starts before VAD's decision (its end-of-speech silence is part of it) and includes the model's delay.
+    expect(l.endOfTurnMs!).toBeGreaterThan(300);
+    expect(l.llmFirstTokenMs!).toBeGreaterThanOrEqual(145);
+    expect(l.callerWaitMs!).toBeGreaterThan(l.firstFrameOutMs!);
+    // The caller's own clock agrees: its last voiced frame sent -> the first answer frame received.
+    const callerSide = firstFrameAt - (spokeAt + lastVoicedEndMs);
+    expect(Math.abs(callerSide - l.callerWaitMs!)).toBeLessThan(60);
+    // And the same figure went to the node's latencies (Prometheus, the benchmark).
+    expect(rig.t.app.callLatencies.callerWaitMs.values().map(Math.round)).toContain(l.callerWaitMs);
+    client.stop();
+    await client.closed;
+  }, 30_000);
+
+  it('gives the simulator the server\'s caller wait of each answer, read from the call\'s transcript', async () => {
+    rig.openai.setRespond(() => ({ text: 'We open at nine.' }));
+    const agentId = await rig.createAgent({});
+    const { call, client } = await rig.dial(agentId);
+    await client.speak(fixture('two-utterances.ulaw').subarray(0, 3600 * 8));
+    await client.waitFor((m) => m.event === 'mark', 8000);
+    const turns = await rig.waitForTurns(call.id, (ts) => ts.some((x) => x.role === 'assistant' && x.endedAt !== null));
+    const answer = turns.find((x) => x.role === 'assistant')!;
+    expect(await fetchServerAnswers(rig.publicUrl, rig.org.keys.member, call.id)).toEqual([{ seq: answer.seq, latency: answer.latency }]);
     client.stop();
     await client.closed;
   }, 30_000);

@@ -45,4 +45,8 @@ export interface CallerInput {
   kind: 'speech' | 'dtmf';
   endOfSpeechAt: number | null;
   sttFinalAt: number | null;
+  /** Epoch ms at which the caller's last voiced frame arrived (speech turns; the caller-wait reference). */
+  lastVoicedAt?: number | null;
+  /** Epoch ms at which the turn was confirmed (the end-of-turn wait ends here). */
+  confirmedAt?: number | null;
 }

@@ -2,6 +2,7 @@ import { renderPrompt } from '../prompt.js';
 import type { EndReason } from '../../calls/calls.table.js';
 import type { SttStream } from '../../media/providers.js';
 import { epochNow } from '../../media/media-engine.js';
+import { LastVoicedFrame } from '../../media/audio/speech-level.js';
 import { ProviderError } from '../../shared/errors.js';
 import type { CallerInput, ConversationDeps } from './conversation-deps.js';
 import { AmdGate, amdAction } from './answering-machine.js';
@@ -38,6 +39,8 @@ export class Conversation implements Responder {
   private readonly speaker: Speaker;
   private readonly dtmf: DtmfCollector;
   private readonly amd = new AmdGate();
+  // The caller's last voiced frame: where the caller-wait figure starts.
+  private readonly voiced = new LastVoicedFrame();
   private active: Utterance | null = null;
   private utterances = 0;
   private ending = false;
@@ -124,6 +127,7 @@ export class Conversation implements Responder {
 
   /** One 20 ms frame of the caller's audio. */
   onAudio(mulaw: Uint8Array): void {
+    this.voiced.push(mulaw);
     this.stt?.push(mulaw);
   }
 
@@ -206,7 +210,8 @@ export class Conversation implements Responder {
       this.discardPreemption();
       return;
     }
-    await this.respond({ text: turn.text, endOfSpeechAt: turn.endOfSpeechAt, sttFinalAt: turn.sttFinalAt, kind: 'speech', shown: turn.text });
+    const lastVoicedAt = this.voiced.frame?.at ?? null;
+    await this.respond({ text: turn.text, endOfSpeechAt: turn.endOfSpeechAt, sttFinalAt: turn.sttFinalAt, kind: 'speech', shown: turn.text, lastVoicedAt, confirmedAt: epochNow() });
   }
 
   // Answers one caller turn: LLM rounds (with tools) streamed through TTS.
@@ -227,6 +232,9 @@ export class Conversation implements Responder {
 
     const u = this.begin(input.kind === 'dtmf' ? 'dtmf' : 'speech', true);
     if (input.endOfSpeechAt !== null && input.sttFinalAt !== null) u.latency.sttFinalMs = round(Math.max(0, input.sttFinalAt - input.endOfSpeechAt));
+    u.turnConfirmedAt = input.confirmedAt ?? null;
+    u.callerVoiceEndedAt = input.lastVoicedAt ?? null;
+    if (u.callerVoiceEndedAt !== null && u.turnConfirmedAt !== null) u.latency.endOfTurnMs = round(Math.max(0, u.turnConfirmedAt - u.callerVoiceEndedAt));
     try {
       const outcome = await this.speaker.answer(u, input.endOfSpeechAt, (to, summary) => this.transfer(u, to, summary), preempted);
       if (u.signal.aborted || outcome.kind === 'transferred') return;

@@ -83,11 +83,18 @@ export class TurnLog {
     if (!pending) return;
     this.awaitingFrame = null;
     if (pending.endOfSpeechAt === null) return;
-    const responseMs = epochNow() - pending.endOfSpeechAt;
-    const overheadMs = Math.max(0, responseMs - pending.providerMs);
-    pending.u.latency.firstFrameOutMs = Math.round(responseMs);
-    pending.u.latency.overheadMs = Math.round(overheadMs);
-    this.deps.latencies.turn(responseMs, overheadMs);
+    const { u } = pending;
+    const l = u.latency;
+    const now = epochNow();
+    const responseMs = now - pending.endOfSpeechAt;
+    // From the turn's confirmation when known: the end-of-turn wait (VAD silence, STT final, a capped wait) is not ours.
+    const overheadMs = Math.max(0, u.turnConfirmedAt !== null ? now - u.turnConfirmedAt - (l.llmFirstSentenceMs ?? 0) - (l.ttsFirstByteMs ?? 0) : responseMs - pending.providerMs);
+    l.firstFrameOutMs = Math.round(responseMs);
+    l.overheadMs = Math.round(overheadMs);
+    if (l.llmFirstTokenMs !== undefined && l.llmFirstSentenceMs !== undefined) l.firstChunkMs = Math.round(Math.max(0, l.llmFirstSentenceMs - l.llmFirstTokenMs) * 100) / 100;
+    const callerWaitMs = u.callerVoiceEndedAt === null ? null : now - u.callerVoiceEndedAt;
+    if (callerWaitMs !== null) l.callerWaitMs = Math.round(callerWaitMs);
+    this.deps.latencies.turn(responseMs, overheadMs, callerWaitMs);
   }
 
   /** The utterance was cut off: its first frame is not an answer to time. */

@@ -29,6 +29,9 @@ export class Utterance {
   firstAudioAt: number | null = null;
   /** Assistant messages this utterance added to history, by LLM round, so barge-in can cut them. */
   readonly historyEntries = new Map<number, AssistantEntry>();
+  /** An answer to speech: when the caller's last voiced frame arrived, and when the turn was confirmed (epoch ms). */
+  callerVoiceEndedAt: number | null = null;
+  turnConfirmedAt: number | null = null;
   /** Latency parts measured for this utterance. */
   readonly latency: TurnLatency = {};
   /** The turn's `seq` in the call's transcript, once it has audio (and so a row). */
