@@ -107,6 +107,11 @@ export interface TtsOptions {
   speakerId?: number;
   /** 1 = the voice's natural pace; 2 = twice as fast. */
   speed: number;
+  /**
+   * What the same reply said just before this text: providers that can (ElevenLabs' `previous_text`)
+   * continue its prosody, so a reply cut into a short first phrase and sentences still sounds like one.
+   */
+  previousText?: string;
   /** Aborting stops synthesis at once and ends the iteration. */
   signal: AbortSignal;
   /**

@@ -181,6 +181,67 @@ describe('preemptive generation', () => {
   });
 });
 
+describe('preemptive generation at an early pause (level silence, before VAD ends speech)', () => {
+  /** The caller's voice from `fromMs` to `toMs` (VAD hears it start), silence after it until `untilMs`. */
+  async function speak(fromMs: number, toMs: number, untilMs: number): Promise<void> {
+    await h.audio(false, fromMs);
+    await h.audio(true, fromMs + 200);
+    h.speechStart(fromMs);
+    await h.audio(true, toMs);
+    await h.audio(false, untilMs);
+  }
+
+  it('asks the STT for its final 100 ms after the voice stops, while VAD still hears speech', async () => {
+    h = new ConversationHarness();
+    h.start();
+    await speak(100, 1500, 1580);
+    expect(h.finalizes).toBe(0);
+    await h.audio(false, 1600);
+    expect(h.finalizes).toBe(1);
+  });
+
+  it('starts the LLM on finished words at once, and speaks nothing before the turn is confirmed', async () => {
+    h = new ConversationHarness({ llm: { reply: 'Of course, what time?', firstTokenMs: 300, perTokenMs: 25 } });
+    h.start();
+    await speak(100, 1500, 1600);
+    h.final('Can you book a table?', 100, 1600);
+    await h.audio(false, 1660);
+    expect(h.llmCalls.map((c) => [c.userText, c.at])).toEqual([['Can you book a table?', 1600]]);
+    expect(h.callerTurns).toHaveLength(0);
+    // VAD ends speech at the policy's shortest silence; the request started 250 ms earlier is the answer.
+    await h.audio(false, 1500 + MIN);
+    h.speechEnd(1500);
+    await h.audio(false, 3000);
+    expect(h.llmCalls).toHaveLength(1);
+    expect(h.latencies.preemptions).toEqual({ used: 1, discarded: 0 });
+    // "Of course," is out with the second token (25 ms after the first) and goes to TTS (100 ms) at once.
+    expect(h.firstAudioAfter(0)).toBe(1600 + 300 + 25 + 100);
+  });
+
+  it('leaves unfinished words to VAD\'s pause', async () => {
+    h = new ConversationHarness();
+    h.start();
+    await speak(100, 1500, 1600);
+    h.final('Book me a table for', 100, 1600);
+    await h.audio(false, 1700);
+    expect(h.llmCalls).toHaveLength(0);
+  });
+
+  it('aborts the early request and sends no audio when the voice comes back', async () => {
+    h = new ConversationHarness({ llm: { reply: 'Sure, I can book that for you right away.', firstTokenMs: 100, perTokenMs: 150 } });
+    h.start();
+    await speak(100, 1500, 1600);
+    h.final('I would like a table.', 100, 1600);
+    await h.audio(false, 1700);
+    const preempted = h.llmCalls[0]!;
+    await h.audio(true, 1800);
+    expect(preempted.signal.aborted).toBe(true);
+    expect(h.latencies.preemptions).toEqual({ used: 0, discarded: 1 });
+    await h.audio(false, 4000);
+    expect(h.played).toHaveLength(0);
+  });
+});
+
 describe('first words early', () => {
   it('sends the first clause to TTS while the LLM is still writing the sentence', async () => {
     const reply = 'Sure, I can book that table for you, and I will send you a confirmation by text message.';
@@ -190,8 +251,9 @@ describe('first words early', () => {
     const askedAt = h.llmCalls[0]!.at;
     await h.advance(3000);
     const tokens = reply.split(' ').length;
-    // "Sure, I can book that table for you," is 8 tokens: TTS starts on it, 100 ms before its audio.
-    expect(h.firstAudioAfter(0)! - askedAt).toBe(300 + 7 * 25 + 100);
+    // "Sure, I can book that table" is 6 tokens (a phrase of five words or more, not ending on "that"):
+    // TTS starts on it, 100 ms before its audio.
+    expect(h.firstAudioAfter(0)! - askedAt).toBe(300 + 5 * 25 + 100);
     expect(h.firstAudioAfter(0)! - askedAt).toBeLessThan(300 + (tokens - 1) * 25);
   });
 });

@@ -238,6 +238,12 @@ export async function startFakeElevenLabs(initial: FakeElevenLabsOptions = {}): 
     if (!isRecord(body) || typeof body.text !== 'string') {
       return sendJson(res, 422, { detail: [{ loc: ['body', 'text'], msg: 'field required', type: 'value_error.missing' }] });
     }
+    for (const field of ['previous_text', 'next_text'] as const) {
+      const value = body[field];
+      if (value !== undefined && value !== null && typeof value !== 'string') {
+        return sendJson(res, 422, { detail: [{ loc: ['body', field], msg: 'str type expected', type: 'type_error.str' }] });
+      }
+    }
     const settings = body.voice_settings;
     if (settings !== undefined && settings !== null) {
       const speed = isRecord(settings) ? settings.speed : undefined;

@@ -16,10 +16,15 @@ import type { NewTurn, TurnUpdate } from '../../src/calls/call-turns.service.js'
 import type { CallEventInput } from '../../src/calls/call-events.js';
 import type { EndReason } from '../../src/calls/calls.table.js';
 import type { ChatMessage, LlmDelta, SttEvent, SttProvider, SttStream, TtsProvider } from '../../src/media/providers.js';
+import { encodeMulawSample } from '../../src/media/audio/mulaw.js';
 import { AsyncQueue } from '../../src/shared/async-queue.js';
 import { CallLatencies } from '../../src/telephony/call-latency.js';
 
 /** How the fake LLM answers: its text, split into tokens, with timings. */
+// A 400 Hz tone at about -10 dBFS (voice by the level rule) and digital silence, one 20 ms frame each.
+const VOICED_FRAME = Uint8Array.from({ length: 160 }, (_, i) => encodeMulawSample(Math.round(10000 * Math.sin((2 * Math.PI * 400 * i) / 8000))));
+const SILENT_FRAME = new Uint8Array(160).fill(0xff);
+
 export interface LlmScript {
   reply: string;
   /** Request to the first token. Default 300 ms. */
@@ -144,6 +149,18 @@ export class ConversationHarness {
   /** VAD: the caller stopped talking at stream time `atMs`. */
   speechEnd(atMs = this.now): void {
     this.conversation.onSpeechEnd(atMs, performance.timeOrigin + performance.now());
+  }
+
+  /**
+   * The caller's audio from the clock's now to stream time `toMs`, in 20 ms frames, loud (voice by the
+   * level rule) or digital silence; the clock moves with it.
+   */
+  async audio(voiced: boolean, toMs: number): Promise<void> {
+    const frame = voiced ? VOICED_FRAME : SILENT_FRAME;
+    while (this.now + 20 <= toMs) {
+      await this.advance(20);
+      this.conversation.onAudio(frame);
+    }
   }
 
   /** STT: an interim transcript. */

@@ -350,9 +350,10 @@ describe('what the caller heard, and what the model used', () => {
   }, 40_000);
 
   it('cuts at the character timings the TTS gave, not in proportion, when it gives them', async () => {
-    // The fake says the text is spoken in the first half of its audio: the timings, not the length, decide.
-    rig.elevenlabs.setOptions({ timingScale: 0.5 });
-    const sentence = 'Our kitchen opens at nine every weekday morning and closes late in the evening on most days.';
+    // The fake says the text is spoken in the first 40 % of its audio: the timings, not the length, decide.
+    rig.elevenlabs.setOptions({ timingScale: 0.4 });
+    // Long words, so that the first chunk (five words) lasts well past the barge-in.
+    const sentence = 'Reservations accommodating larger celebrations require deposits beforehand, naturally.';
     let n = 0;
     rig.openai.setRespond(() => (++n === 1 ? { text: sentence } : { text: 'Okay.' }));
     const agentId = await rig.createAgent({ voice: { provider: 'elevenlabs', voiceId: 'voice-rachel', speed: 1 } });
@@ -368,14 +369,14 @@ describe('what the caller heard, and what the model used', () => {
       await client.speak(fixture('hello.ulaw'));
       await client.waitFor((m) => m.event === 'media', 8000);
       const firstFrameAt = client.received.find((r) => r.msg.event === 'media')!.at;
-      // Inside the first chunk (its first eight words), where timings and proportion differ most.
+      // Inside the first chunk (its first five words), where timings and proportion differ most.
       await until(() => client.now() >= firstFrameAt + 600, 10_000);
       await client.speak(fixture('two-utterances.ulaw').subarray(0, 8000 * 2));
       await until(() => playedAtClear !== null, 5000);
       // The engine speaks the sentence in the chunks its chunker makes (its first words go ahead on their own).
       const chunker = new SentenceChunker();
       const chunks = [...chunker.push(sentence), ...chunker.flush()];
-      const byTimings = heardPrefix(chunks, playedAtClear! * 20, MS_PER_CHAR * 0.5);
+      const byTimings = heardPrefix(chunks, playedAtClear! * 20, MS_PER_CHAR * 0.4);
       const byLength = heardPrefix(chunks, playedAtClear! * 20);
       expect(words(byTimings) - words(byLength)).toBeGreaterThan(2);
       const turns = await rig.waitForTurns(call.id, (ts) => ts.some((x) => x.role === 'assistant' && x.interrupted));

@@ -127,8 +127,9 @@ export class Conversation implements Responder {
 
   /** One 20 ms frame of the caller's audio. */
   onAudio(mulaw: Uint8Array): void {
-    this.voiced.push(mulaw);
+    const voiced = this.voiced.push(mulaw);
     this.stt?.push(mulaw);
+    this.detector.audioFrame(voiced, this.voiced.streamEndMs);
   }
 
   /** VAD: the caller started talking; over an interruptible utterance, that is a barge-in. */

@@ -23,23 +23,52 @@ describe('SentenceChunker', () => {
   });
 
   it('lets the first chunk end at a clause so speech starts sooner', () => {
-    expect(chunkStreamed('Sure, I can book that table for you, and I will send a confirmation. Anything else?')).toEqual([
-      'Sure, I can book that table for you,',
-      'and I will send a confirmation.',
-      'Anything else?',
-    ]);
+    expect(chunkStreamed('Sure thing, I will send you a confirmation. Anything else?')).toEqual(['Sure thing,', 'I will send you a confirmation.', 'Anything else?']);
   });
 
   it('lets the first chunk end after a few words when no clause boundary comes', () => {
     expect(chunkStreamed('I have booked the table for four people tomorrow evening at seven. See you then.')).toEqual([
-      'I have booked the table for four people',
-      'tomorrow evening at seven.',
+      'I have booked the table',
+      'for four people tomorrow evening at seven.',
       'See you then.',
     ]);
   });
 
+  it('cuts text that arrives at once where a stream of it would be cut', () => {
+    const text = 'Our kitchen opens at nine every weekday morning. Closes late.';
+    const chunker = new SentenceChunker();
+    expect([...chunker.push(text), ...chunker.flush()]).toEqual(chunkStreamed(text));
+    expect(chunkStreamed(text)).toEqual(['Our kitchen opens at nine', 'every weekday morning.', 'Closes late.']);
+  });
+
+  it('does not end the first chunk on a word that leads on', () => {
+    expect(chunkStreamed('I can put you on the list for Friday. Bye.')).toEqual(['I can put you on the list', 'for Friday.', 'Bye.']);
+  });
+
   it('does not end the first chunk at a clause shorter than its minimum', () => {
     expect(chunkStreamed('Sure, we open at nine.')).toEqual(['Sure, we open at nine.']);
+  });
+
+  it('lets a first clause of two words go ahead', () => {
+    expect(chunkStreamed('Of course, a table for two is no problem. What day?')).toEqual(['Of course,', 'a table for two is no problem.', 'What day?']);
+  });
+
+  it('ends the first chunk as soon as its punctuation arrives after a word', () => {
+    const chunker = new SentenceChunker();
+    expect(chunker.push('Of course')).toEqual([]);
+    expect(chunker.push(',')).toEqual(['Of course,']);
+    const sentence = new SentenceChunker();
+    expect(sentence.push('We open at nine')).toEqual([]);
+    expect(sentence.push('.')).toEqual(['We open at nine.']);
+  });
+
+  it('waits for what follows a first-chunk comma or period after a digit or an abbreviation', () => {
+    const chunker = new SentenceChunker();
+    expect(chunker.push('It comes to 3,')).toEqual([]);
+    expect(chunker.push('500 dollars. ')).toEqual(['It comes to 3,500 dollars.']);
+    const doctor = new SentenceChunker();
+    expect(doctor.push('Dr.')).toEqual([]);
+    expect(doctor.push(' Smith can see you. ')).toEqual(['Dr. Smith can see you.']);
   });
 
   it('waits for the character after a period before deciding', () => {

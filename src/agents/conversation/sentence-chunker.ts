@@ -1,17 +1,30 @@
 // LLM text arrives a few characters at a time; TTS wants whole sentences (prosody needs them) but speech
 // must start as early as possible. The first chunk of a reply may therefore end at a clause boundary, or
-// after its first few words when no boundary has come; later chunks end at sentence boundaries, because
-// TTS is faster than playback and can run ahead.
+// after its first few words when no boundary has come, and it ends as soon as its punctuation arrives
+// (after a letter, "course," and "us." cannot go on as "3,5" or "3.5" do); later chunks end at sentence
+// boundaries once the next character is known, because TTS is faster than playback and can run ahead.
 
 /** Options of the chunker. */
 export interface ChunkerOptions {
-  /** The first chunk may end at a comma/semicolon/colon/dash once it has at least this many characters. */
-  firstClauseMinChars?: number;
-  /** With no boundary yet, the first chunk ends after this many complete words. Default 8. */
+  /**
+   * The first chunk may end at a comma/semicolon/colon/dash once it has at least this many words. Default 2:
+   * "Of course," goes ahead; "Sure," alone would be over before the next sentence's audio is ready.
+   */
+  firstClauseMinWords?: number;
+  /**
+   * With no boundary yet, the first chunk ends after this many complete words (or the first word after
+   * them that does not lead on, as "the" or "for" do). Default 5, about a phrase.
+   */
   firstWords?: number;
   /** Any chunk is cut at the last space before this length, so one run-on sentence cannot stall speech. */
   maxChars?: number;
 }
+
+// Words a phrase does not end on: articles, prepositions, conjunctions, possessives, "to".
+const LEADS_ON = new Set([
+  'a', 'an', 'the', 'to', 'of', 'for', 'in', 'on', 'at', 'by', 'with', 'from', 'into', 'about', 'and', 'or', 'but', 'so',
+  'my', 'your', 'our', 'their', 'his', 'her', 'its', 'this', 'that', 'these', 'those', 'is', 'are', 'was', 'be', 'will', 'can', 'i', 'we', 'you',
+]);
 
 // Words whose trailing period does not end a sentence.
 const ABBREVIATIONS = new Set(['mr', 'mrs', 'ms', 'dr', 'prof', 'sr', 'jr', 'st', 'vs', 'etc', 'e.g', 'i.e', 'a.m', 'p.m', 'approx', 'no', 'inc', 'ltd', 'co', 'mt']);
@@ -20,13 +33,13 @@ const ABBREVIATIONS = new Set(['mr', 'mrs', 'ms', 'dr', 'prof', 'sr', 'jr', 'st'
 export class SentenceChunker {
   private buffer = '';
   private emitted = 0;
-  private readonly firstClauseMinChars: number;
+  private readonly firstClauseMinWords: number;
   private readonly firstWords: number;
   private readonly maxChars: number;
 
   constructor(options: ChunkerOptions = {}) {
-    this.firstClauseMinChars = options.firstClauseMinChars ?? 16;
-    this.firstWords = options.firstWords ?? 8;
+    this.firstClauseMinWords = options.firstClauseMinWords ?? 2;
+    this.firstWords = options.firstWords ?? 5;
     this.maxChars = options.maxChars ?? 220;
   }
 
@@ -60,8 +73,19 @@ export class SentenceChunker {
   // The index just past the end of the next chunk, or -1 when more text is needed to decide.
   private boundary(): number {
     const b = this.buffer;
-    // A terminator only counts once the following character is known (whitespace), so "3.5" and "e.g."
-    // mid-stream are not cut.
+    // The first chunk takes the earliest of its own ends, so text pushed at once cuts where a stream would.
+    const end = this.emitted === 0 ? Math.min(this.sentenceEnd(b), this.firstClauseEnd(b), this.firstWordsEnd(b), this.punctuationAtEnd(b)) : this.sentenceEnd(b);
+    if (end !== Infinity) return end;
+    if (b.length > this.maxChars) {
+      const space = b.lastIndexOf(' ', this.maxChars);
+      return space > 0 ? space : this.maxChars;
+    }
+    return -1;
+  }
+
+  // A terminator only counts once the following character is known (whitespace), so "3.5" and "e.g."
+  // mid-stream are not cut.
+  private sentenceEnd(b: string): number {
     const sentence = /[.!?…]+["')\]]*(?=\s)|\n+/g;
     for (let m = sentence.exec(b); m; m = sentence.exec(b)) {
       const end = m.index + m[0].length;
@@ -69,23 +93,34 @@ export class SentenceChunker {
       if (b.slice(0, end).trim().length === 0) continue;
       return end;
     }
-    if (this.emitted === 0) {
-      const clause = /[,;:—–]+(?=\s)/g;
-      for (let m = clause.exec(b); m; m = clause.exec(b)) {
-        const end = m.index + m[0].length;
-        if (b.slice(0, end).trim().length >= this.firstClauseMinChars) return end;
-      }
-      // A word is complete once the space after it has come.
-      const words = /\S+(?=\s)/g;
-      for (let m = words.exec(b), n = 1; m; m = words.exec(b), n++) {
-        if (n === this.firstWords) return m.index + m[0].length;
-      }
+    return Infinity;
+  }
+
+  // A clause boundary (`,;:` and dashes) after enough words; at the buffer's end only right after a letter.
+  private firstClauseEnd(b: string): number {
+    const clause = /[,;:—–]+(?=\s)|(?<=[A-Za-z])[,;:—–]+$/g;
+    for (let m = clause.exec(b); m; m = clause.exec(b)) {
+      const end = m.index + m[0].length;
+      if (wordCount(b.slice(0, end)) >= this.firstClauseMinWords) return end;
     }
-    if (b.length > this.maxChars) {
-      const space = b.lastIndexOf(' ', this.maxChars);
-      return space > 0 ? space : this.maxChars;
+    return Infinity;
+  }
+
+  // A word is complete once the space after it has come; a phrase does not end on "the", "for", "and".
+  private firstWordsEnd(b: string): number {
+    const words = /\S+(?=\s)/g;
+    for (let m = words.exec(b), n = 1; m; m = words.exec(b), n++) {
+      if (n >= this.firstWords && !LEADS_ON.has(m[0].toLowerCase())) return m.index + m[0].length;
     }
-    return -1;
+    return Infinity;
+  }
+
+  // A sentence end that is the last thing in the buffer, right after a letter (not "3." or "Dr.").
+  private punctuationAtEnd(b: string): number {
+    const last = /[A-Za-z][.!?…]+["')\]]*$/.exec(b);
+    if (!last) return Infinity;
+    if (last[0][1] === '.' && this.isAbbreviation(b.slice(0, last.index + 1))) return Infinity;
+    return b.length;
   }
 
   private isAbbreviation(before: string): boolean {
@@ -94,4 +129,9 @@ export class SentenceChunker {
     if (/^[A-Z]$/.test(word)) return true; // an initial: "J. Smith"
     return ABBREVIATIONS.has(word.toLowerCase());
   }
+}
+
+function wordCount(text: string): number {
+  const t = text.trim();
+  return t ? t.split(/\s+/).length : 0;
 }

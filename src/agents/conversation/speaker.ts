@@ -146,20 +146,22 @@ export class Speaker {
 
   // Speaks chunks in order as they come; TTS runs ahead of playback, the pacer keeps real time.
   private async speakAll(u: Utterance, sentences: AsyncIterable<string>, round: number | null, endOfSpeechAt: number | null): Promise<void> {
+    let said = '';
     for await (const sentence of sentences) {
       if (u.signal.aborted) return;
-      await this.speakChunk(u, sentence, round, endOfSpeechAt);
+      await this.speakChunk(u, sentence, round, endOfSpeechAt, said);
+      said = said ? `${said} ${sentence}` : sentence;
     }
   }
 
-  private async speakChunk(u: Utterance, text: string, round: number | null, endOfSpeechAt: number | null): Promise<void> {
+  private async speakChunk(u: Utterance, text: string, round: number | null, endOfSpeechAt: number | null, previousText = ''): Promise<void> {
     const { agent, tts, voice } = this.deps;
     const started = epochNow();
     let chunk: ReturnType<Utterance['startChunk']> | null = null;
     // When each character's sound ends, from TTSs that say (they come ahead of their audio).
     const charEndsMs: number[] = [];
     const onTimings = (t: TtsCharTimings) => void charEndsMs.push(...t.endsMs);
-    for await (const audio of tts.synthesize(text, { voice: agent.voice.voiceId, speakerId: agent.voice.speakerId, speed: agent.voice.speed, signal: u.signal, onTimings })) {
+    for await (const audio of tts.synthesize(text, { voice: agent.voice.voiceId, speakerId: agent.voice.speakerId, speed: agent.voice.speed, signal: u.signal, onTimings, ...(previousText ? { previousText } : {}) })) {
       if (u.signal.aborted) return;
       if (!u.hasAudio) this.onFirstAudio(u, epochNow() - started, endOfSpeechAt);
       // Where this chunk starts on the caller's timeline: what a barge-in compares the played time with.

@@ -122,6 +122,30 @@ describe('TurnDetector', () => {
       expect(turns.map((t) => [t.text, t.endOfTurnSilenceMs])).toEqual([['I need billing because', 900]]);
     });
 
+    /** Level frames: voiced up to `voicedToMs`, then silent up to `toMs` (20 ms each). */
+    function frames(d: TurnDetector, fromMs: number, voicedToMs: number, toMs: number): void {
+      for (let t = fromMs + 20; t <= toMs; t += 20) d.audioFrame(t <= voicedToMs, t);
+    }
+
+    it('reports an early pause only once a final reaches the end of the voice, not on an older final', () => {
+      const { d, hooks } = adaptive();
+      d.speechStarted();
+      d.sttFinal('I would like a table.', 1.0, false);
+      frames(d, 0, 1500, 1600);
+      expect(hooks).toEqual([]);
+      d.sttFinal('', 1.6, false);
+      expect(hooks).toEqual(['pause: I would like a table.']);
+    });
+
+    it('reports a resume when voice comes back after an early pause, before VAD notices', () => {
+      const { d, hooks } = adaptive();
+      d.speechStarted();
+      frames(d, 0, 1500, 1600);
+      d.sttFinal('I would like a table.', 1.6, false);
+      frames(d, 1600, 1620, 1620);
+      expect(hooks).toEqual(['pause: I would like a table.', 'resume']);
+    });
+
     it('reports a resume when the caller goes on during the wait, and keeps their words for the turn', () => {
       const { d, turns, hooks } = adaptive();
       d.speechStarted();

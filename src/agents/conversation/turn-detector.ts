@@ -3,6 +3,9 @@
 // speech; whichever comes later wins, with a hard cap so a slow or silent STT cannot leave the caller waiting.
 import type { EndOfTurnPolicy } from './end-of-turn.js';
 
+// An early pause's final must reach the end of the voice, give or take a frame (its Finalize came after it).
+const EARLY_TOLERANCE_MS = 20;
+
 /** A finished caller turn. */
 export interface UserTurn {
   text: string;
@@ -26,6 +29,12 @@ export interface TurnDetectorOptions {
   now?: () => number;
   /** How long a pause ends the turn; default: every VAD speech end does. */
   policy?: EndOfTurnPolicy;
+  /**
+   * Silence by the level rule (ms after the last voiced frame) that counts as an early pause: the STT is
+   * asked to finalize and finished-looking words are reported to `onPause`, before VAD (which reacts about
+   * 100 ms after the voice stops) has ended speech. Adaptive policies only; default 100.
+   */
+  earlyPauseMs?: number;
 }
 
 /** What the detector tells besides finished turns. */
@@ -59,6 +68,11 @@ export class TurnDetector {
   private silenceAskedMs: number | undefined;
   // The text last reported by onPause (null: none reported for this pause).
   private pausedOn: string | null = null;
+  // Stream time (ms) at which the caller's last voiced frame ended, by the level rule; -1 before any.
+  private lastVoicedMs = -1;
+  // An early pause (level silence while VAD still hears speech): where the voice stopped, in stream ms.
+  private earlyPause: { streamMs: number } | null = null;
+  private readonly earlyPauseMs: number;
   private readonly now: () => number;
   private readonly toleranceMs: number;
 
@@ -72,6 +86,7 @@ export class TurnDetector {
     // Read through Date at each call, so a test's fake clock installed later applies.
     this.now = options.now ?? (() => Date.now());
     this.toleranceMs = options.toleranceMs ?? 300;
+    this.earlyPauseMs = options.earlyPauseMs ?? 100;
   }
 
   /** Whether the caller is talking (VAD). */
@@ -84,10 +99,31 @@ export class TurnDetector {
     return this.parts.join(' ');
   }
 
+  /**
+   * One 20 ms frame of the caller's audio, voiced or not by the level rule, ending at stream time
+   * `streamEndMs`. VAD decides speech; the level only finds pauses early, and voice after one.
+   */
+  audioFrame(voiced: boolean, streamEndMs: number): void {
+    if (voiced) {
+      this.lastVoicedMs = streamEndMs;
+      if (this.earlyPause) {
+        this.earlyPause = null;
+        this.resumed();
+      }
+      return;
+    }
+    if (this.earlyPause || !this.speaking || this.lastVoicedMs < 0 || !this.options.policy?.adaptive) return;
+    if (streamEndMs - this.lastVoicedMs < this.earlyPauseMs) return;
+    this.earlyPause = { streamMs: this.lastVoicedMs };
+    // The words up to the pause, now rather than at VAD's speech end: what an early LLM request needs.
+    this.onFinalizeRequest();
+  }
+
   /** VAD: speech began. */
   speechStarted(): void {
     this.speaking = true;
     this.vadEnd = null;
+    this.earlyPause = null;
     this.utteranceEnded = false;
     this.clearCap();
     this.clearWait();
@@ -98,9 +134,11 @@ export class TurnDetector {
   speechEnded(streamMs: number, at: number): void {
     this.speaking = false;
     this.vadEnd = { streamMs, at, localAt: this.now() };
+    this.earlyPause = null;
     const waitMs = this.armWait();
     if (this.tryCommit()) return;
-    this.onFinalizeRequest();
+    // An early pause's Finalize may have brought every word already.
+    if (!this.covered()) this.onFinalizeRequest();
     this.clearCap();
     // The cap counts from the end of the policy's wait: it bounds the STT, not the pause.
     this.cap = setTimeout(() => this.commit(null), this.options.capMs + waitMs);
@@ -133,6 +171,7 @@ export class TurnDetector {
     this.clearCap();
     this.clearWait();
     this.parts = [];
+    this.earlyPause = null;
   }
 
   // Arms the policy's wait for the current pause, counted from VAD's speech end; returns what is left (ms).
@@ -165,10 +204,18 @@ export class TurnDetector {
     return leftMs;
   }
 
-  // Tells that the caller paused with every word transcribed, once per distinct text.
+  // Tells that the caller paused with every word transcribed, once per distinct text: in VAD's pause
+  // while the policy's wait runs, or in an early pause when the words would end the turn at the shortest
+  // silence (an unfinished clause is left for VAD's pause: the caller most likely goes on).
   private paused(): void {
-    if (!this.vadEnd || this.waitElapsed || !this.covered()) return;
     const text = this.pendingText;
+    if (this.vadEnd) {
+      if (this.waitElapsed || !this.covered()) return;
+    } else {
+      const policy = this.options.policy;
+      if (!this.earlyPause || !policy || this.finalCoversMs < this.earlyPause.streamMs - EARLY_TOLERANCE_MS) return;
+      if (policy.silenceMs({ text }) > policy.vadSilenceMs) return;
+    }
     if (!text || text === this.pausedOn) return;
     if (this.pausedOn !== null) this.hooks.onResume?.();
     this.pausedOn = text;

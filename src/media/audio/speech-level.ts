@@ -42,12 +42,18 @@ export class LastVoicedFrame {
   private lastEndMs = -1;
   private lastAt = 0;
 
-  /** One inbound frame, received at `at` (default: now). */
-  push(mulaw: Uint8Array, at: number = epochNow()): void {
+  /** One inbound frame, received at `at` (default: now); returns whether it holds voice. */
+  push(mulaw: Uint8Array, at: number = epochNow()): boolean {
     this.streamMs += mulaw.length / 8;
-    if (!isVoiced(mulaw)) return;
+    if (!isVoiced(mulaw)) return false;
     this.lastEndMs = this.streamMs;
     this.lastAt = at;
+    return true;
+  }
+
+  /** Stream time (ms) at the end of the frames pushed so far. */
+  get streamEndMs(): number {
+    return this.streamMs;
   }
 
   /** The last voiced frame so far; null before any. */

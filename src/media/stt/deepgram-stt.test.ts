@@ -162,6 +162,22 @@ describe('DeepgramStt against a fake Deepgram', () => {
     ]);
   });
 
+  it('reports the empty final that answers a second flush: nothing more was said up to its end', async () => {
+    const { stream } = await setup({ transcripts: ['Hello, thanks for calling.'] });
+    const events: SttEvent[] = [];
+    const done = drain(stream, events);
+    push(stream, fixture('hello.ulaw').subarray(0, 1.5 * 8000));
+    await until(() => events.some((e) => e.kind === 'interim'));
+    stream.flush();
+    await until(() => finals(events).length === 1);
+    push(stream, silence(0.1));
+    stream.flush();
+    await until(() => finals(events).length === 2);
+    expect(finals(events)[1]).toMatchObject({ text: '', speechFinal: false, end: 1.6 });
+    stream.close();
+    await done;
+  });
+
   it('keeps events that arrive before anyone iterates', async () => {
     const { fake, stream } = await setup();
     push(stream, TWO);

@@ -233,8 +233,9 @@ class DeepgramSttStream implements SttStream {
       return;
     }
     const speechFinal = message.speech_final === true;
-    // Deepgram sends empty finals for silence; an empty one still matters when it carries the endpoint.
-    if (!text && !speechFinal) return;
+    // Deepgram sends empty finals for silence; an empty one still matters when it carries the endpoint,
+    // or answers a Finalize: then it says that everything up to its end has been transcribed.
+    if (!text && !speechFinal && message.from_finalize !== true) return;
     this.events.push({
       kind: 'final',
       text,

@@ -49,10 +49,11 @@ async function failureOf(chunks: AsyncIterable<Uint8Array>): Promise<unknown> {
 // Set per run below: every behaviour holds for the plain stream and for the with-timestamps stream.
 let onTimings: ((t: TtsCharTimings) => void) | undefined;
 
-const opts = (extra: { speed?: number; signal?: AbortSignal; voice?: string } = {}) => ({
+const opts = (extra: { speed?: number; signal?: AbortSignal; voice?: string; previousText?: string } = {}) => ({
   voice: extra.voice ?? VOICE,
   speed: extra.speed ?? 1,
   signal: extra.signal ?? new AbortController().signal,
+  ...(extra.previousText ? { previousText: extra.previousText } : {}),
   onTimings,
 });
 
@@ -109,6 +110,13 @@ describe.each([
     expect(req.body).toMatchObject({ model_id: 'eleven_flash_v2_5' });
     expect(req.body).not.toHaveProperty('voice_settings');
     expect(req.query).not.toHaveProperty('optimize_streaming_latency');
+  });
+
+  it('sends what the reply said before as previous_text, so the voice carries on', async () => {
+    await collect(tts().synthesize('for four people.', opts({ previousText: 'I have booked the table' })));
+    await collect(tts().synthesize(TEXT, opts()));
+    expect(fake.requests[0]!.body).toMatchObject({ text: 'for four people.', previous_text: 'I have booked the table' });
+    expect(fake.requests[1]!.body).not.toHaveProperty('previous_text');
   });
 
   it('clamps speed to the 0.7-1.2 range ElevenLabs accepts instead of failing', async () => {

@@ -32,6 +32,9 @@ export const elevenLabsSpeed = (speed: number): number =>
   Number.isFinite(speed) ? Math.min(SPEED_MAX, Math.max(SPEED_MIN, speed)) : 1;
 
 /** ElevenLabs streaming TTS: one HTTP request per piece of text, 8 kHz mu-law streamed back. */
+// The end of the reply so far is what shapes the next sentence's start; more only makes the request bigger.
+const PREVIOUS_TEXT_CHARS = 300;
+
 export class ElevenLabsTts implements TtsProvider {
   readonly name = PROVIDER;
   private readonly client: ElevenLabsClient;
@@ -52,7 +55,7 @@ export class ElevenLabsTts implements TtsProvider {
    * With `onTimings` it asks for the with-timestamps stream, and hands over each piece's character timings
    * before the piece itself.
    */
-  async *synthesize(text: string, { voice, speed, signal, onTimings }: TtsOptions): AsyncIterable<Uint8Array> {
+  async *synthesize(text: string, { voice, speed, signal, onTimings, previousText }: TtsOptions): AsyncIterable<Uint8Array> {
     // Nothing to say is not an error; ElevenLabs would answer it with a 400.
     if (signal.aborted || text.trim() === '') return;
 
@@ -83,6 +86,7 @@ export class ElevenLabsTts implements TtsProvider {
         optimizeStreamingLatency: this.optimizeStreamingLatency,
         // Only sent when it changes something: voice_settings overrides the voice's stored settings.
         ...(clamped === 1 ? {} : { voiceSettings: { speed: clamped } }),
+        ...(previousText ? { previousText: previousText.slice(-PREVIOUS_TEXT_CHARS) } : {}),
       };
       const options = { abortSignal: request.signal, maxRetries: 0, timeoutInSeconds: this.timeoutMs / 1000 };
       waitStarts();
