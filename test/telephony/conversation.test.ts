@@ -98,6 +98,29 @@ describe('a conversation with an agent, end to end', () => {
     await client.closed;
   }, 30_000);
 
+  it('with adaptive end of turn, sends the LLM request in the caller\'s pause and answers from it once the turn is confirmed', async () => {
+    rig.openai.setRespond(() => ({ text: 'We open at nine, on Mondays too.', firstTokenDelayMs: 300, tokenDelayMs: 10 }));
+    const agentId = await rig.createAgent({ turnDetection: { mode: 'adaptive', minSilenceMs: 250, maxSilenceMs: 900 } });
+    const { call, client } = await rig.dial(agentId);
+    const requestsBefore = rig.openai.requests.length;
+    await client.speak(fixture('two-utterances.ulaw').subarray(0, 3600 * 8));
+    await client.waitFor((m) => m.event === 'mark', 8000);
+
+    const turns = await rig.waitForTurns(call.id, (ts) => ts.some((x) => x.role === 'assistant' && x.endedAt !== null));
+    const user = turns.find((x) => x.role === 'user')!;
+    const l = turns.find((x) => x.role === 'assistant')!.latency!;
+    // The answer's request started before the turn was confirmed: at confirmation less of its 300 ms was
+    // left. (The fake Deepgram says the whole sentence at any Finalize, so a request started in the
+    // sentence's 160 ms inner pause was thrown away when the voice came back: each request is counted.)
+    const requests = rig.openai.requests.length - requestsBefore;
+    expect(user.detail).toEqual({ preemption: { used: 1, discarded: requests - 1 } });
+    expect(l.llmFirstTokenMs!).toBeLessThan(250);
+    // The early pause asked Deepgram for the final: VAD's own speech end did not have to.
+    expect(l.sttFinalMs).toBe(0);
+    client.stop();
+    await client.closed;
+  }, 30_000);
+
   it('gives the simulator the server\'s caller wait of each answer, read from the call\'s transcript', async () => {
     rig.openai.setRespond(() => ({ text: 'We open at nine.' }));
     const agentId = await rig.createAgent({});
