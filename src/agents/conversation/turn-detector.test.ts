@@ -137,6 +137,18 @@ describe('TurnDetector', () => {
       expect(hooks).toEqual(['pause: I would like a table.']);
     });
 
+    it('reports an early pause at once, with no Finalize, when a final reaches the end of the voice already', () => {
+      vi.useFakeTimers();
+      const hooks: string[] = [];
+      let finalizes = 0;
+      const d = new TurnDetector({ capMs: 1200, policy: new AdaptiveEndOfTurn(250, 900) }, () => {}, () => finalizes++, { onPause: (text) => hooks.push(`pause: ${text}`) });
+      d.speechStarted();
+      d.sttFinal('I would like a table.', 1.5, false);
+      frames(d, 0, 1500, 1600);
+      expect(hooks).toEqual(['pause: I would like a table.']);
+      expect(finalizes).toBe(0);
+    });
+
     it('reports a resume when voice comes back after an early pause, before VAD notices', () => {
       const { d, hooks } = adaptive();
       d.speechStarted();

@@ -115,8 +115,10 @@ export class TurnDetector {
     if (this.earlyPause || !this.speaking || this.lastVoicedMs < 0 || !this.options.policy?.adaptive) return;
     if (streamEndMs - this.lastVoicedMs < this.earlyPauseMs) return;
     this.earlyPause = { streamMs: this.lastVoicedMs };
-    // The words up to the pause, now rather than at VAD's speech end: what an early LLM request needs.
-    this.onFinalizeRequest();
+    // The words up to the pause, now rather than at VAD's speech end: what an early LLM request needs
+    // (unless a final has them already).
+    this.paused();
+    if (this.pausedOn === null) this.onFinalizeRequest();
   }
 
   /** VAD: speech began. */
