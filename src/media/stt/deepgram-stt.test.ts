@@ -123,6 +123,19 @@ describe('DeepgramStt against a fake Deepgram', () => {
     expect(finals(events).map((e) => e.text)).toContain(FIRST);
   });
 
+  it('sends audio in 100 ms messages, and the rest of a message before Finalize', async () => {
+    const { fake, stream } = await setup();
+    await stream.ready;
+    push(stream, silence(0.12));
+    await until(() => fake.audioBytes > 0);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(fake.audioBytes).toBe(800);
+    stream.flush();
+    await until(() => fake.finalizes === 1);
+    expect(fake.audioBytes).toBe(960);
+    expect(stream.audioSeconds).toBe(0.12);
+  });
+
   it('sends KeepAlive while no audio flows, so Deepgram does not close the idle socket', async () => {
     const { fake, stream } = await setup({ idleTimeoutMs: 200 }, { keepAliveMs: 50 });
     await stream.ready;

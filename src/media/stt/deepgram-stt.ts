@@ -9,6 +9,14 @@ import { AsyncQueue } from '../../shared/async-queue.js';
 
 const PROVIDER = 'deepgram';
 const SAMPLE_RATE = 8000;
+/**
+ * Caller audio goes out in 100 ms messages, not one per 20 ms frame: each WebSocket message is a masked
+ * frame and a socket write on the main thread, and at 50 calls the per-frame sends were the largest share
+ * of its busy time. Deepgram recommends 20-250 ms per message. Finalize and CloseStream send the partial
+ * batch first, so the turn's final transcript waits for no batching; Twilio sends a frame every 20 ms, so
+ * a batch never waits more than 80 ms for the rest of it.
+ */
+const BATCH_BYTES = SAMPLE_RATE / 10;
 /** Audio kept while the socket is not open; past this the oldest audio is dropped (the timeline still counts it). */
 const MAX_PENDING_BYTES = 30 * SAMPLE_RATE;
 /** First reconnect delay; it doubles on each further attempt (100, 200, 400 ms ...). */
@@ -96,6 +104,9 @@ class DeepgramSttStream implements SttStream {
   private reconnects = 0;
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
+  /** Audio for the open socket, sent once BATCH_BYTES are in. */
+  private readonly batch = new Uint8Array(BATCH_BYTES);
+  private batched = 0;
   private sentBytes = 0;
   /** Audio bytes before the next byte to be sent: sent ones plus any dropped from a full buffer. */
   private timelineBytes = 0;
@@ -134,20 +145,20 @@ class DeepgramSttStream implements SttStream {
 
   push(mulaw: Uint8Array): void {
     if (this.state === 'closed' || this.inputEnded || mulaw.length === 0) return;
-    if (this.state === 'open' && this.pending.length === 0 && this.sendAudio(mulaw)) return;
+    if (this.state === 'open' && this.pending.length === 0) return this.batchAudio(mulaw);
     // The caller may reuse its buffer once push returns.
     this.buffer(mulaw.slice());
   }
 
   flush(): void {
     if (this.state === 'closed' || this.inputEnded) return;
-    if (this.state !== 'open' || !this.control({ type: 'Finalize' })) this.finalizeOwed = true;
+    if (this.state !== 'open' || !this.sendBatch() || !this.control({ type: 'Finalize' })) this.finalizeOwed = true;
   }
 
   endInput(): void {
     if (this.state === 'closed' || this.inputEnded) return;
     this.inputEnded = true;
-    if (this.state === 'open') this.sendCloseStream();
+    if (this.state === 'open' && this.sendBatch()) this.sendCloseStream();
   }
 
   close(): void {
@@ -287,6 +298,32 @@ class DeepgramSttStream implements SttStream {
     this.reconnectTimer = setTimeout(() => void this.connect(), delay);
   }
 
+  // Copies audio into the batch (the caller may reuse its buffer), sending each batch as it fills.
+  private batchAudio(mulaw: Uint8Array): void {
+    let offset = 0;
+    while (offset < mulaw.length) {
+      const n = Math.min(BATCH_BYTES - this.batched, mulaw.length - offset);
+      this.batch.set(mulaw.subarray(offset, offset + n), this.batched);
+      this.batched += n;
+      offset += n;
+      if (this.batched === BATCH_BYTES && !this.sendBatch()) {
+        this.buffer(mulaw.slice(offset));
+        return;
+      }
+    }
+  }
+
+  // Sends what the batch holds; when the socket refuses it, the audio waits in `pending` for the next connection.
+  private sendBatch(): boolean {
+    if (this.batched === 0) return true;
+    // A copy: the socket may still hold the message when the batch fills again.
+    const audio = this.batch.slice(0, this.batched);
+    this.batched = 0;
+    if (this.sendAudio(audio)) return true;
+    this.buffer(audio);
+    return false;
+  }
+
   private sendAudio(bytes: Uint8Array): boolean {
     try {
       this.socket!.sendMedia(bytes);
@@ -337,6 +374,11 @@ class DeepgramSttStream implements SttStream {
 
   private dropSocket(): void {
     clearInterval(this.keepAliveTimer);
+    // Not sent on this socket: it goes first on the next one, ahead of audio pushed while reconnecting.
+    if (this.batched > 0) {
+      this.buffer(this.batch.slice(0, this.batched));
+      this.batched = 0;
+    }
     const socket = this.socket;
     this.socket = undefined;
     this.generation++;
