@@ -11,6 +11,8 @@ export interface VadOptions {
   /** Speech resuming within this long of a speech end starts after `resumeMinSpeechMs` (adaptive end of turn). */
   resumeWithinMs?: number;
   resumeMinSpeechMs?: number;
+  /** Report `speech_quiet` (the model hears a pause inside speech) for engines that start work in pauses. */
+  reportPauses?: boolean;
 }
 
 /**
@@ -21,6 +23,7 @@ export interface VadOptions {
 export type MediaEvent =
   | { kind: 'speech_start'; atMs: number; detectedAt?: number }
   | { kind: 'speech_end'; atMs: number; durationMs: number; detectedAt?: number }
+  | { kind: 'speech_quiet'; atMs: number; quiet: boolean; detectedAt?: number }
   | { kind: 'failed'; reason: 'worker_crashed' | 'error'; detail: string };
 
 /** One call's lane into the media engine. */

@@ -301,6 +301,9 @@ export class CallSession {
         this.publish({ type: 'call.speech_stopped', streamMs: e.atMs, durationMs: e.durationMs });
         this.responder?.onSpeechEnd(e.atMs, e.detectedAt ?? epochNow());
         break;
+      case 'speech_quiet':
+        this.responder?.onSpeechQuiet?.(e.atMs, e.quiet);
+        break;
       case 'failed':
         void this.end(e.reason === 'worker_crashed' ? 'worker_crashed' : 'error', e.detail);
         break;

@@ -182,13 +182,17 @@ describe('preemptive generation', () => {
 });
 
 describe('preemptive generation at an early pause (level silence, before VAD ends speech)', () => {
-  /** The caller's voice from `fromMs` to `toMs` (VAD hears it start), silence after it until `untilMs`. */
-  async function speak(fromMs: number, toMs: number, untilMs: number): Promise<void> {
+  /**
+   * The caller's voice from `fromMs` to `toMs` (VAD hears it start), silence after it until `untilMs`; with
+   * `modelHearsPauseAt`, VAD's model hears the pause from then (it lags the level by about 100 ms).
+   */
+  async function speak(fromMs: number, toMs: number, untilMs: number, modelHearsPauseAt?: number): Promise<void> {
     await h.audio(false, fromMs);
     await h.audio(true, fromMs + 200);
     h.speechStart(fromMs);
     await h.audio(true, toMs);
     await h.audio(false, untilMs);
+    if (modelHearsPauseAt !== undefined) h.speechQuiet(modelHearsPauseAt);
   }
 
   it('asks the STT for its final 100 ms after the voice stops, while VAD still hears speech', async () => {
@@ -203,7 +207,7 @@ describe('preemptive generation at an early pause (level silence, before VAD end
   it('starts the LLM on finished words at once, and speaks nothing before the turn is confirmed', async () => {
     h = new ConversationHarness({ llm: { reply: 'Of course, what time?', firstTokenMs: 300, perTokenMs: 25 } });
     h.start();
-    await speak(100, 1500, 1600);
+    await speak(100, 1500, 1600, 1590);
     h.final('Can you book a table?', 100, 1600);
     await h.audio(false, 1660);
     expect(h.llmCalls.map((c) => [c.userText, c.at])).toEqual([['Can you book a table?', 1600]]);
@@ -218,10 +222,22 @@ describe('preemptive generation at an early pause (level silence, before VAD end
     expect(h.firstAudioAfter(0)).toBe(1600 + 300 + 25 + 100);
   });
 
-  it('leaves unfinished words to VAD\'s pause', async () => {
+  it('waits for VAD\'s model to hear the pause too: a gap between two words is not one', async () => {
     h = new ConversationHarness();
     h.start();
     await speak(100, 1500, 1600);
+    h.final('I would like a table.', 100, 1600);
+    await h.audio(false, 1620);
+    expect(h.llmCalls).toHaveLength(0);
+    h.speechQuiet(1600);
+    await h.advance(0);
+    expect(h.llmCalls.map((c) => c.userText)).toEqual(['I would like a table.']);
+  });
+
+  it('leaves unfinished words to VAD\'s pause', async () => {
+    h = new ConversationHarness();
+    h.start();
+    await speak(100, 1500, 1600, 1590);
     h.final('Book me a table for', 100, 1600);
     await h.audio(false, 1700);
     expect(h.llmCalls).toHaveLength(0);
@@ -230,7 +246,7 @@ describe('preemptive generation at an early pause (level silence, before VAD end
   it('aborts the early request and sends no audio when the voice comes back', async () => {
     h = new ConversationHarness({ llm: { reply: 'Sure, I can book that for you right away.', firstTokenMs: 100, perTokenMs: 150 } });
     h.start();
-    await speak(100, 1500, 1600);
+    await speak(100, 1500, 1600, 1590);
     h.final('I would like a table.', 100, 1600);
     await h.audio(false, 1700);
     const preempted = h.llmCalls[0]!;

@@ -163,6 +163,11 @@ export class ConversationHarness {
     }
   }
 
+  /** VAD, inside speech: its model hears a pause from stream time `atMs` (or, with `quiet` false, voice again). */
+  speechQuiet(atMs: number, quiet = true): void {
+    this.conversation.onSpeechQuiet(atMs, quiet);
+  }
+
   /** STT: an interim transcript. */
   interim(text: string, startMs: number, endMs: number): void {
     this.stt.push({ kind: 'interim', text, start: startMs / 1000, end: endMs / 1000 });

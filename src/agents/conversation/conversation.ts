@@ -147,6 +147,11 @@ export class Conversation implements Responder {
     this.detector.speechEnded(atMs, detectedAt);
   }
 
+  /** VAD, inside speech: the model hears a pause from `atMs`, or the voice again. */
+  onSpeechQuiet(atMs: number, quiet: boolean): void {
+    this.detector.speechQuiet(quiet, atMs);
+  }
+
   /** Twilio echoed a mark: the audio before it was played. */
   onMark(name: string): void {
     const u = this.active;

@@ -32,7 +32,7 @@ describe('end-of-turn policies', () => {
   it('is adaptive for a new agent, and its VAD reports the short pause and quick resumes', () => {
     const agent = { stt: AGENT_DEFAULTS.stt, turnDetection: AGENT_DEFAULTS.turnDetection };
     expect(endOfTurnPolicy(agent).adaptive).toBe(true);
-    expect(vadOptionsFor(agent)).toEqual({ minSilenceMs: 250, resumeWithinMs: 900 });
+    expect(vadOptionsFor(agent)).toEqual({ minSilenceMs: 250, resumeWithinMs: 900, reportPauses: true });
   });
 
   it('fixed mode keeps the VAD at the endpointing silence', () => {

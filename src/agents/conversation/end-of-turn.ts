@@ -103,8 +103,13 @@ export function endOfTurnPolicy(agent: Pick<Agent, 'stt'> & { turnDetection?: Tu
  * speech that comes back within its longest wait restarts within a window or two (not after the minimum
  * speech that guards barge-in), so the engine learns at once that the caller went on.
  */
-export function vadOptionsFor(agent: Pick<Agent, 'stt' | 'turnDetection'>): { minSilenceMs: number; resumeWithinMs?: number } {
+export function vadOptionsFor(agent: Pick<Agent, 'stt' | 'turnDetection'>): { minSilenceMs: number; resumeWithinMs?: number; reportPauses?: boolean } {
   const policy = endOfTurnPolicy(agent);
   if (!policy.adaptive) return { minSilenceMs: policy.vadSilenceMs };
-  return { minSilenceMs: policy.vadSilenceMs, resumeWithinMs: Math.max(agent.turnDetection.minSilenceMs, agent.turnDetection.maxSilenceMs) };
+  return {
+    minSilenceMs: policy.vadSilenceMs,
+    resumeWithinMs: Math.max(agent.turnDetection.minSilenceMs, agent.turnDetection.maxSilenceMs),
+    // The engine starts the LLM in a pause only once the model hears it too (see TurnDetector).
+    reportPauses: true,
+  };
 }

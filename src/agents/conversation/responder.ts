@@ -44,6 +44,8 @@ export interface Responder {
   onSpeechStart(atMs: number, detectedAt: number): void;
   /** VAD: the caller stopped talking at stream time `atMs`. */
   onSpeechEnd(atMs: number, detectedAt: number): void;
+  /** VAD, inside speech: the model hears a pause from `atMs` (`quiet`), or the voice again. */
+  onSpeechQuiet?(atMs: number, quiet: boolean): void;
   /** Twilio echoed a mark: the audio before it was played. */
   onMark(name: string): void;
   /** A key the caller pressed. */

@@ -132,6 +132,7 @@ describe('TurnDetector', () => {
       d.speechStarted();
       d.sttFinal('I would like a table.', 1.0, false);
       frames(d, 0, 1500, 1600);
+      d.speechQuiet(true, 1590);
       expect(hooks).toEqual([]);
       d.sttFinal('', 1.6, false);
       expect(hooks).toEqual(['pause: I would like a table.']);
@@ -144,6 +145,7 @@ describe('TurnDetector', () => {
       const d = new TurnDetector({ capMs: 1200, policy: new AdaptiveEndOfTurn(250, 900) }, () => {}, () => finalizes++, { onPause: (text) => hooks.push(`pause: ${text}`) });
       d.speechStarted();
       d.sttFinal('I would like a table.', 1.5, false);
+      d.speechQuiet(true, 1560);
       frames(d, 0, 1500, 1600);
       expect(hooks).toEqual(['pause: I would like a table.']);
       expect(finalizes).toBe(0);
@@ -153,6 +155,7 @@ describe('TurnDetector', () => {
       const { d, hooks } = adaptive();
       d.speechStarted();
       frames(d, 0, 1500, 1600);
+      d.speechQuiet(true, 1590);
       d.sttFinal('I would like a table.', 1.6, false);
       frames(d, 1600, 1620, 1620);
       expect(hooks).toEqual(['pause: I would like a table.', 'resume']);

@@ -5,6 +5,8 @@ import type { EndOfTurnPolicy } from './end-of-turn.js';
 
 // An early pause's final must reach the end of the voice, give or take a frame (its Finalize came after it).
 const EARLY_TOLERANCE_MS = 20;
+// The model may hear the pause begin a little before the level's last voiced frame (a quiet last sound).
+const QUIET_BEFORE_VOICE_END_MS = 100;
 
 /** A finished caller turn. */
 export interface UserTurn {
@@ -72,6 +74,8 @@ export class TurnDetector {
   private lastVoicedMs = -1;
   // An early pause (level silence while VAD still hears speech): where the voice stopped, in stream ms.
   private earlyPause: { streamMs: number } | null = null;
+  // Stream ms from which VAD's model hears a pause inside speech; null while it hears voice.
+  private quietFromMs: number | null = null;
   private readonly earlyPauseMs: number;
   private readonly now: () => number;
   private readonly toleranceMs: number;
@@ -121,11 +125,22 @@ export class TurnDetector {
     if (this.pausedOn === null) this.onFinalizeRequest();
   }
 
+  /**
+   * VAD, inside speech: its model hears a pause from stream time `atMs` (`quiet`), or voice again. The
+   * level finds a pause first; the model, about 100 ms behind, tells a pause from the gap between two
+   * words, so the LLM is asked only once both agree.
+   */
+  speechQuiet(quiet: boolean, atMs: number): void {
+    this.quietFromMs = quiet ? atMs : null;
+    if (quiet) this.paused();
+  }
+
   /** VAD: speech began. */
   speechStarted(): void {
     this.speaking = true;
     this.vadEnd = null;
     this.earlyPause = null;
+    this.quietFromMs = null;
     this.utteranceEnded = false;
     this.clearCap();
     this.clearWait();
@@ -137,6 +152,7 @@ export class TurnDetector {
     this.speaking = false;
     this.vadEnd = { streamMs, at, localAt: this.now() };
     this.earlyPause = null;
+    this.quietFromMs = null;
     const waitMs = this.armWait();
     if (this.tryCommit()) return;
     // An early pause's Finalize may have brought every word already.
@@ -174,6 +190,7 @@ export class TurnDetector {
     this.clearWait();
     this.parts = [];
     this.earlyPause = null;
+    this.quietFromMs = null;
   }
 
   // Arms the policy's wait for the current pause, counted from VAD's speech end; returns what is left (ms).
@@ -216,12 +233,18 @@ export class TurnDetector {
     } else {
       const policy = this.options.policy;
       if (!this.earlyPause || !policy || this.finalCoversMs < this.earlyPause.streamMs - EARLY_TOLERANCE_MS) return;
+      if (!this.modelHearsPause(this.earlyPause.streamMs)) return;
       if (policy.silenceMs({ text }) > policy.vadSilenceMs) return;
     }
     if (!text || text === this.pausedOn) return;
     if (this.pausedOn !== null) this.hooks.onResume?.();
     this.pausedOn = text;
     this.hooks.onPause?.(text);
+  }
+
+  // Whether VAD's model hears the pause that began at `voiceEndMs` (its view starts a little before or after).
+  private modelHearsPause(voiceEndMs: number): boolean {
+    return this.quietFromMs !== null && this.quietFromMs >= voiceEndMs - QUIET_BEFORE_VOICE_END_MS;
   }
 
   private resumed(): void {

@@ -96,6 +96,18 @@ describe('SileroVadStream on speech fixtures', () => {
     expect(events.map((e) => e.kind)).toEqual(['speech_start', 'speech_end', 'speech_start', 'speech_end']);
   });
 
+  it('reports where the model hears a pause inside speech, and the voice again, with reportPauses', async () => {
+    const events = await detect(vad({ reportPauses: true }), fixturePcm('two-utterances.ulaw'));
+    const quiet = events.filter((e) => e.kind === 'speech_quiet');
+    // The end of each sentence: the model goes quiet about 100 ms after the voice (2488 ms in the fixture).
+    const first = quiet.find((e) => e.quiet && e.atMs > 2400 && e.atMs < 2700);
+    expect(first).toBeDefined();
+    // The 160 ms gap after "I would like to" (about 1000 ms) is a gap between words, not a pause, to the model.
+    expect(quiet.filter((e) => e.atMs > 900 && e.atMs < 1300)).toEqual([]);
+    // Without the option the same audio gives only starts and ends.
+    expect((await detect(vad(), fixturePcm('two-utterances.ulaw'))).every((e) => e.kind !== 'speech_quiet')).toBe(true);
+  });
+
   it('keeps the short pauses inside a sentence within one utterance', async () => {
     // hello.ulaw has pauses at its comma and full stop, all shorter than minSilenceMs.
     expect(segments(await detect(vad(), fixturePcm('hello.ulaw')))).toHaveLength(1);

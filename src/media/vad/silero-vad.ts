@@ -10,7 +10,13 @@ export type VadEvent =
   /** Speech began at `atMs` (already padded by `speechPadMs`); emitted once it has lasted `minSpeechMs`. */
   | { readonly kind: 'speech_start'; readonly atMs: number }
   /** Speech ended at `atMs` (padded); emitted once silence has lasted `minSilenceMs`. */
-  | { readonly kind: 'speech_end'; readonly atMs: number; readonly durationMs: number };
+  | { readonly kind: 'speech_end'; readonly atMs: number; readonly durationMs: number }
+  /**
+   * Inside speech, the probability fell under `negThreshold` at `atMs` (`quiet: true`) or came back to
+   * `threshold` before speech ended (`quiet: false`): the model's view of a pause, before `minSilenceMs`
+   * decides whether speech ended. Only with `reportPauses`.
+   */
+  | { readonly kind: 'speech_quiet'; readonly atMs: number; readonly quiet: boolean };
 
 export type VadSampleRate = 8000 | 16000;
 
@@ -35,6 +41,8 @@ export interface SileroVadOptions {
   resumeWithinMs?: number;
   /** Speech needed to start again within `resumeWithinMs` of a speech end. Default 64 ms (two 8 kHz windows). */
   resumeMinSpeechMs?: number;
+  /** Report `speech_quiet` events (an engine that starts work in the caller's pauses wants them). Default false. */
+  reportPauses?: boolean;
   /** Called with every window's speech probability and the stream time at the end of that window. */
   onWindow?: (probability: number, endMs: number) => void;
 }
@@ -78,6 +86,7 @@ export class SileroVadStream {
   private readonly padSamples: number;
   private readonly resumeWithinSamples: number;
   private readonly resumeMinSpeechSamples: number;
+  private readonly reportPauses: boolean;
   private readonly onWindow: SileroVadOptions['onWindow'];
   private readonly context: number;
 
@@ -136,6 +145,7 @@ export class SileroVadStream {
     this.padSamples = ms('speechPadMs', options.speechPadMs ?? VAD_DEFAULTS.speechPadMs);
     this.resumeWithinSamples = ms('resumeWithinMs', options.resumeWithinMs ?? 0);
     this.resumeMinSpeechSamples = ms('resumeMinSpeechMs', options.resumeMinSpeechMs ?? 64);
+    this.reportPauses = options.reportPauses ?? false;
     this.onWindow = options.onWindow;
 
     const { window, context } = GEOMETRY[sampleRate];
@@ -291,12 +301,16 @@ export class SileroVadStream {
       return undefined;
     }
     if (p >= this.threshold) {
+      const wasQuiet = this.silenceStart >= 0;
       this.silenceStart = -1;
+      if (wasQuiet && this.reportPauses) return { kind: 'speech_quiet', atMs: this.toMs(windowStart), quiet: false };
     } else if (p < this.negThreshold) {
-      if (this.silenceStart < 0) this.silenceStart = windowStart;
+      const quietNow = this.silenceStart < 0;
+      if (quietNow) this.silenceStart = windowStart;
       if (windowEnd - this.silenceStart >= this.minSilenceSamples) {
         return this.closeSpeech(Math.min(this.silenceStart + this.padSamples, windowEnd));
       }
+      if (quietNow && this.reportPauses) return { kind: 'speech_quiet', atMs: this.toMs(windowStart), quiet: true };
     }
     return undefined;
   }
