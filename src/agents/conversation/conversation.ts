@@ -68,7 +68,11 @@ export class Conversation implements Responder {
       request: llmRequest(deps.agent, deps.tools.specs()),
       meter: (delta) => this.log.meterLlm(delta),
       outcome: (outcome) => deps.latencies.preemption(outcome),
-      settled: () => this.flushUsage(),
+      // A discarded request's tokens go out with the next turn's usage write (one write per turn, not per
+      // discard: on the embedded database every write runs on this thread); after the call, at once.
+      settled: () => {
+        if (this.deps.signal.aborted) this.flushUsage();
+      },
     });
     this.state = new AgentStateReporter(deps.publish);
     this.speaker = new Speaker(deps, this.history, this.systemPrompt, { log: this.log, speaking: () => this.state.set('speaking') });

@@ -41,8 +41,9 @@ describe('SentenceChunker', () => {
     expect(chunkStreamed(text)).toEqual(['Our kitchen opens at nine', 'every weekday morning.', 'Closes late.']);
   });
 
-  it('does not end the first chunk on a word that leads on', () => {
+  it('does not end the first chunk on a word that leads on, or on a number before its unit', () => {
     expect(chunkStreamed('I can put you on the list for Friday. Bye.')).toEqual(['I can put you on the list', 'for Friday.', 'Bye.']);
+    expect(chunkStreamed('That will be 3,500 dollars in total.')).toEqual(['That will be 3,500 dollars', 'in total.']);
   });
 
   it('does not end the first chunk at a clause shorter than its minimum', () => {
@@ -68,7 +69,7 @@ describe('SentenceChunker', () => {
     expect(chunker.push('500 dollars. ')).toEqual(['It comes to 3,500 dollars.']);
     const doctor = new SentenceChunker();
     expect(doctor.push('Dr.')).toEqual([]);
-    expect(doctor.push(' Smith can see you. ')).toEqual(['Dr. Smith can see you.']);
+    expect(doctor.push(' Lee is in. ')).toEqual(['Dr. Lee is in.']);
   });
 
   it('waits for the character after a period before deciding', () => {

@@ -13,7 +13,9 @@ export interface ChunkerOptions {
   firstClauseMinWords?: number;
   /**
    * With no boundary yet, the first chunk ends after this many complete words (or the first word after
-   * them that does not lead on, as "the" or "for" do). Default 5, about a phrase.
+   * them that does not lead on, as "the", "for" or a number before its unit do). Default 4: the caller-wait
+   * budget (ARCHITECTURE.md §9) leaves about 100 ms of tokens for the first chunk; with `previous_text`
+   * (ElevenLabs) the rest of the sentence carries on from it.
    */
   firstWords?: number;
   /** Any chunk is cut at the last space before this length, so one run-on sentence cannot stall speech. */
@@ -39,7 +41,7 @@ export class SentenceChunker {
 
   constructor(options: ChunkerOptions = {}) {
     this.firstClauseMinWords = options.firstClauseMinWords ?? 2;
-    this.firstWords = options.firstWords ?? 5;
+    this.firstWords = options.firstWords ?? 4;
     this.maxChars = options.maxChars ?? 220;
   }
 
@@ -110,7 +112,7 @@ export class SentenceChunker {
   private firstWordsEnd(b: string): number {
     const words = /\S+(?=\s)/g;
     for (let m = words.exec(b), n = 1; m; m = words.exec(b), n++) {
-      if (n >= this.firstWords && !LEADS_ON.has(m[0].toLowerCase())) return m.index + m[0].length;
+      if (n >= this.firstWords && !leadsOn(m[0])) return m.index + m[0].length;
     }
     return Infinity;
   }
@@ -129,6 +131,11 @@ export class SentenceChunker {
     if (/^[A-Z]$/.test(word)) return true; // an initial: "J. Smith"
     return ABBREVIATIONS.has(word.toLowerCase());
   }
+}
+
+// "the", "for", "and" ... or a number ("3,500" before "dollars"): a phrase goes on after it.
+function leadsOn(word: string): boolean {
+  return LEADS_ON.has(word.toLowerCase()) || /^[$€£]?[\d.,:]+%?$/.test(word);
 }
 
 function wordCount(text: string): number {
