@@ -246,9 +246,11 @@ export class CallLifecycle {
     const carrierDone = call.carrierFinalAt !== null || !hasCarrierLeg(call);
     const anyEnd = call.endedAt !== null || call.mediaEndedAt !== null;
     if (!force && !(anyEnd && mediaDone && carrierDone)) return call;
-    const [spoke] = await tx.select({ n: sql<number>`count(*)::int` }).from(callTurns).where(and(eq(callTurns.callId, call.id), eq(callTurns.role, 'assistant')));
-    const [turns] = await tx.select({ n: sql<number>`count(*)::int` }).from(callTurns).where(eq(callTurns.callId, call.id));
-    const outcome = finalOutcome({ ...call, agentSpoke: (spoke?.n ?? 0) > 0 }, new Date());
+    const [counted] = await tx
+      .select({ turns: sql<number>`count(*)::int`, spoke: sql<number>`(count(*) filter (where ${callTurns.role} = 'assistant'))::int` })
+      .from(callTurns)
+      .where(eq(callTurns.callId, call.id));
+    const outcome = finalOutcome({ ...call, agentSpoke: (counted?.spoke ?? 0) > 0 }, new Date());
     const [row] = await tx
       .update(calls)
       .set({ ...outcome, finalizedAt: sql`now()`, updatedAt: sql`now()` })
@@ -269,8 +271,8 @@ export class CallLifecycle {
         durationSeconds: outcome.durationSeconds,
       },
     });
-    if ((turns?.n ?? 0) > 0) {
-      await this.events.record(tx, { organizationId: row.organizationId, type: 'call.transcript.ready', subject: row.id, payload: { callId: row.id, turns: turns!.n } });
+    if ((counted?.turns ?? 0) > 0) {
+      await this.events.record(tx, { organizationId: row.organizationId, type: 'call.transcript.ready', subject: row.id, payload: { callId: row.id, turns: counted!.turns } });
     }
     return row;
   }
