@@ -103,4 +103,12 @@ describe('FrameAssembler', () => {
   it('rejects a frame length that is not a positive integer', () => {
     expect(() => FrameAssembler.mulaw(0)).toThrow(RangeError);
   });
+
+  it('hands out the pending partial frame unpadded, once', () => {
+    const a = FrameAssembler.mulaw(4);
+    a.push(Uint8Array.of(1, 2, 3, 4, 5, 6));
+    expect(a.takePartial()).toEqual(Uint8Array.of(5, 6));
+    expect(a.takePartial()).toBeNull();
+    expect(a.push(Uint8Array.of(7, 8, 9, 10))).toEqual([Uint8Array.of(7, 8, 9, 10)]);
+  });
 });

@@ -83,6 +83,14 @@ export class FrameAssembler<T extends FrameSamples> {
     return frame;
   }
 
+  /** Hands out the pending partial frame as it is, unpadded (a sender flushing early); null when nothing is pending. */
+  takePartial(): T | null {
+    if (this.filled === 0) return null;
+    const partial = this.current.slice(0, this.filled) as T;
+    this.filled = 0;
+    return partial;
+  }
+
   /** Drops the pending partial frame (after a barge-in `clear`, its audio must not be sent). */
   reset(): void {
     // The stale samples stay in `current`; every position is overwritten or silence-filled before it is handed out.

@@ -145,12 +145,18 @@ describe('DeepgramStt against a fake Deepgram', () => {
     expect(fake.connections[0]!.closed).toBe(false);
   });
 
-  it('sends Finalize on flush and yields a final for the speech so far', async () => {
+  /** A stream 1.5 s into "Hello, thanks for calling.", its first interim in; events collected as they come. */
+  async function midSentence() {
     const { fake, stream } = await setup({ transcripts: ['Hello, thanks for calling.'] });
     const events: SttEvent[] = [];
     const done = drain(stream, events);
     push(stream, fixture('hello.ulaw').subarray(0, 1.5 * 8000));
     await until(() => events.some((e) => e.kind === 'interim'));
+    return { fake, stream, events, done };
+  }
+
+  it('sends Finalize on flush and yields a final for the speech so far', async () => {
+    const { fake, stream, events, done } = await midSentence();
     stream.flush();
     await until(() => events.some((e) => e.kind === 'final'));
     expect(fake.finalizes).toBe(1);
@@ -160,11 +166,7 @@ describe('DeepgramStt against a fake Deepgram', () => {
   });
 
   it('reports the endpoint after a flush as an empty speech-final final', async () => {
-    const { stream } = await setup({ transcripts: ['Hello, thanks for calling.'] });
-    const events: SttEvent[] = [];
-    const done = drain(stream, events);
-    push(stream, fixture('hello.ulaw').subarray(0, 1.5 * 8000));
-    await until(() => events.some((e) => e.kind === 'interim'));
+    const { stream, events, done } = await midSentence();
     stream.flush();
     push(stream, silence(0.5));
     stream.endInput();
@@ -176,11 +178,7 @@ describe('DeepgramStt against a fake Deepgram', () => {
   });
 
   it('reports the empty final that answers a second flush: nothing more was said up to its end', async () => {
-    const { stream } = await setup({ transcripts: ['Hello, thanks for calling.'] });
-    const events: SttEvent[] = [];
-    const done = drain(stream, events);
-    push(stream, fixture('hello.ulaw').subarray(0, 1.5 * 8000));
-    await until(() => events.some((e) => e.kind === 'interim'));
+    const { stream, events, done } = await midSentence();
     stream.flush();
     await until(() => finals(events).length === 1);
     push(stream, silence(0.1));

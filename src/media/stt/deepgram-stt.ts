@@ -6,6 +6,7 @@ import { DeepgramClient, type Deepgram } from '@deepgram/sdk';
 import { ProviderError } from '../../shared/errors.js';
 import type { SttEvent, SttOptions, SttProvider, SttStream } from '../providers.js';
 import { AsyncQueue } from '../../shared/async-queue.js';
+import { FrameAssembler } from '../audio/frames.js';
 
 const PROVIDER = 'deepgram';
 const SAMPLE_RATE = 8000;
@@ -104,9 +105,8 @@ class DeepgramSttStream implements SttStream {
   private reconnects = 0;
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
-  /** Audio for the open socket, sent once BATCH_BYTES are in. */
-  private readonly batch = new Uint8Array(BATCH_BYTES);
-  private batched = 0;
+  /** Regroups audio for the open socket into BATCH_BYTES messages. */
+  private readonly batcher = FrameAssembler.mulaw(BATCH_BYTES);
   private sentBytes = 0;
   /** Audio bytes before the next byte to be sent: sent ones plus any dropped from a full buffer. */
   private timelineBytes = 0;
@@ -298,30 +298,29 @@ class DeepgramSttStream implements SttStream {
     this.reconnectTimer = setTimeout(() => void this.connect(), delay);
   }
 
-  // Copies audio into the batch (the caller may reuse its buffer), sending each batch as it fills.
+  // Sends each batch the audio completes (the assembler copies, so the caller may reuse its buffer); when the
+  // socket refuses one, it and everything after it wait in `pending` for the next connection.
   private batchAudio(mulaw: Uint8Array): void {
-    let offset = 0;
-    while (offset < mulaw.length) {
-      const n = Math.min(BATCH_BYTES - this.batched, mulaw.length - offset);
-      this.batch.set(mulaw.subarray(offset, offset + n), this.batched);
-      this.batched += n;
-      offset += n;
-      if (this.batched === BATCH_BYTES && !this.sendBatch()) {
-        this.buffer(mulaw.slice(offset));
-        return;
-      }
+    const batches = this.batcher.push(mulaw);
+    for (const [i, batch] of batches.entries()) {
+      if (this.sendAudio(batch)) continue;
+      for (const rest of batches.slice(i)) this.buffer(rest);
+      this.bufferPartialBatch();
+      return;
     }
   }
 
-  // Sends what the batch holds; when the socket refuses it, the audio waits in `pending` for the next connection.
+  // Sends the partial batch now; when the socket refuses it, it waits in `pending` for the next connection.
   private sendBatch(): boolean {
-    if (this.batched === 0) return true;
-    // A copy: the socket may still hold the message when the batch fills again.
-    const audio = this.batch.slice(0, this.batched);
-    this.batched = 0;
-    if (this.sendAudio(audio)) return true;
+    const audio = this.batcher.takePartial();
+    if (!audio || this.sendAudio(audio)) return true;
     this.buffer(audio);
     return false;
+  }
+
+  private bufferPartialBatch(): void {
+    const partial = this.batcher.takePartial();
+    if (partial) this.buffer(partial);
   }
 
   private sendAudio(bytes: Uint8Array): boolean {
@@ -375,10 +374,7 @@ class DeepgramSttStream implements SttStream {
   private dropSocket(): void {
     clearInterval(this.keepAliveTimer);
     // Not sent on this socket: it goes first on the next one, ahead of audio pushed while reconnecting.
-    if (this.batched > 0) {
-      this.buffer(this.batch.slice(0, this.batched));
-      this.batched = 0;
-    }
+    this.bufferPartialBatch();
     const socket = this.socket;
     this.socket = undefined;
     this.generation++;
